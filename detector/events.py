@@ -1,0 +1,94 @@
+"""The normalized event: one flat model for every audit-log source.
+
+Field names follow the Elastic Common Schema where ECS has one; the dotted names are
+the JSON keys (aliases), the Python attribute names are their snake_case spelling.
+Values a source does not carry stay absent: nothing is invented.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+UserType = Literal["human", "bot", "service_account", "token"]
+Outcome = Literal["success", "failure", "unknown"]
+
+SCHEMA_ID = "https://detector.invalid/schemas/event.schema.json"
+
+
+def format_timestamp(value: datetime) -> str:
+    """UTC, always six fractional digits, `Z` suffix: sortable as a string."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Event(BaseModel):
+    """A normalized audit event. `raw` keeps the source record untouched."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"$id": SCHEMA_ID},
+        title="Normalized audit event",
+    )
+
+    timestamp: datetime = Field(
+        alias="@timestamp", description="Event time in UTC, microsecond precision."
+    )
+    event_id: str = Field(
+        alias="event.id",
+        min_length=1,
+        description="The source's own id, else a hash of the raw record.",
+    )
+    event_source: str = Field(
+        alias="event.source",
+        min_length=1,
+        description="Source name: github, gitlab, kubernetes, github_actions, jenkins, "
+        "registry, cloudtrail, or a declared source.",
+    )
+    event_action: str | None = Field(default=None, alias="event.action")
+    event_category: list[str] | None = Field(default=None, alias="event.category")
+    event_type: list[str] | None = Field(default=None, alias="event.type")
+    event_outcome: Outcome | None = Field(default=None, alias="event.outcome")
+    user_name: str | None = Field(default=None, alias="user.name")
+    user_id: str | None = Field(default=None, alias="user.id")
+    user_type: UserType | None = Field(default=None, alias="user.type")
+    source_ip: str | None = Field(default=None, alias="source.ip")
+    user_agent: str | None = Field(default=None, alias="user_agent.original")
+    repository: str | None = Field(default=None, alias="repository")
+    organization: str | None = Field(default=None, alias="organization")
+    namespace: str | None = Field(default=None, alias="namespace")
+    resource_kind: str | None = Field(default=None, alias="resource.kind")
+    resource_name: str | None = Field(default=None, alias="resource.name")
+    branch: str | None = Field(default=None, alias="branch")
+    image_name: str | None = Field(default=None, alias="image.name")
+    image_digest: str | None = Field(default=None, alias="image.digest")
+    token_id: str | None = Field(default=None, alias="token.id")
+    raw: Any = Field(description="The original record, untouched.")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc_microseconds(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must carry a time zone")
+        return value.astimezone(UTC)
+
+    @field_serializer("timestamp")
+    def _serialize_timestamp(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape: dotted keys, absent values left out."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema committed as `schemas/event.schema.json`."""
+    schema = Event.model_json_schema(by_alias=True, mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

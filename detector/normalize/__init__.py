@@ -1,0 +1,128 @@
+"""Normalization: raw records in, normalized events or dead letters out.
+
+`SourceRegistry` knows the normalizers and detects the source of a record;
+`NormalizeStage` decodes one raw record (JSON or a text line), splits envelopes, and
+normalizes. It has no I/O, so every runtime wires the same object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from detector.deadletter import DeadLetter
+from detector.events import Event
+from detector.normalize.base import NormalizationError, Normalizer
+from detector.sources.records import RawRecord
+
+#: How many keys of an unrecognised record its dead-letter reason names.
+_KEYS_IN_REASON = 8
+
+
+class UnknownSourceError(KeyError):
+    """A source name that is neither built in nor declared."""
+
+
+class SourceRegistry:
+    """The normalizers in detection order (most specific first) and the declared sources."""
+
+    def __init__(self, detected: Sequence[Normalizer], declared: Iterable[Normalizer] = ()) -> None:
+        self.detected = list(detected)
+        self.by_name: dict[str, Normalizer] = {n.name: n for n in self.detected}
+        for normalizer in declared:
+            self.by_name[normalizer.name] = normalizer
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.by_name)
+
+    def get(self, name: str) -> Normalizer:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            known = ", ".join(self.names)
+            raise UnknownSourceError(f"unknown source {name!r} (known: {known})") from None
+
+    def detect(self, record: dict[str, Any]) -> Normalizer | None:
+        for normalizer in self.detected:
+            if normalizer.matches(record):
+                return normalizer
+        return None
+
+
+class NormalizeStage:
+    """Raw record → events and dead letters. Never raises on bad input."""
+
+    def __init__(self, registry: SourceRegistry, source: str | None = None) -> None:
+        self.registry = registry
+        self.forced = registry.get(source) if source else None
+
+    def process(self, raw: RawRecord) -> Iterator[Event | DeadLetter]:
+        """One result per record in `raw` (an envelope holds several)."""
+        if raw.error is not None:
+            yield DeadLetter(raw.error, raw.origin, raw.data, raw.source)
+            return
+        forced = self.registry.get(raw.source) if raw.source else self.forced
+        try:
+            document = orjson.loads(raw.data)
+        except orjson.JSONDecodeError as exc:
+            yield self._from_text(raw, forced, f"not JSON: {exc}")
+            return
+        if isinstance(document, dict):
+            candidates = [forced] if forced else self.registry.detected
+            for normalizer in candidates:
+                try:
+                    items = normalizer.unwrap(document)
+                except Exception as exc:  # a normalizer bug must not stop the stream
+                    yield _failed(normalizer, exc, raw.origin, raw.data)
+                    return
+                if items is not None:
+                    for index, item in enumerate(items):
+                        origin = f"{raw.origin}#{index}"
+                        yield self._normalize(item, orjson.dumps(item), origin, normalizer)
+                    return
+        yield self._normalize(document, raw.data, raw.origin, forced)
+
+    def _from_text(
+        self, raw: RawRecord, forced: Normalizer | None, reason: str
+    ) -> Event | DeadLetter:
+        try:
+            line = raw.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return DeadLetter("not JSON and not UTF-8 text", raw.origin, raw.data, raw.source)
+        for normalizer in [forced] if forced else self.registry.detected:
+            try:
+                record = normalizer.parse_text(line)
+            except Exception as exc:  # a normalizer bug must not stop the stream
+                return _failed(normalizer, exc, raw.origin, raw.data)
+            if record is not None:
+                return self._normalize(record, raw.data, raw.origin, normalizer)
+        return DeadLetter(reason, raw.origin, raw.data, raw.source)
+
+    def _normalize(
+        self, record: Any, data: bytes, origin: str, normalizer: Normalizer | None
+    ) -> Event | DeadLetter:
+        source = normalizer.name if normalizer else None
+        if not isinstance(record, dict):
+            kind = "array" if isinstance(record, list) else type(record).__name__
+            return DeadLetter(f"record is a JSON {kind}, not an object", origin, data, source)
+        if normalizer is None:
+            normalizer = self.registry.detect(record)
+            if normalizer is None:
+                keys = ", ".join(sorted(map(str, record))[:_KEYS_IN_REASON]) or "none"
+                return DeadLetter(
+                    f"unknown source: no normalizer recognises keys {keys}", origin, data
+                )
+        try:
+            return normalizer.normalize(record)
+        except NormalizationError as exc:
+            return DeadLetter(f"{normalizer.name}: {exc}", origin, data, normalizer.name)
+        except Exception as exc:  # a normalizer bug must not stop the stream
+            return _failed(normalizer, exc, origin, data)
+
+
+def _failed(normalizer: Normalizer, exc: Exception, origin: str, data: bytes) -> DeadLetter:
+    reason = f"{normalizer.name}: normalizer failed: {type(exc).__name__}: {exc}"
+    return DeadLetter(reason, origin, data, normalizer.name)

@@ -1,0 +1,72 @@
+"""The contract every source normalizer implements.
+
+A normalizer is a plain object without I/O. Given one decoded record (a dict for JSON
+sources, the line for text sources) it says whether the record is of its source and
+turns it into an `Event`. Envelopes that carry several records (a Kubernetes
+`EventList`, a registry `{"events": [...]}`, CloudTrail `{"Records": [...]}`) are
+split by `unwrap` before detection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from detector.events import Event
+
+
+class NormalizationError(ValueError):
+    """The record is of this source but cannot be normalized; the message is the reason."""
+
+
+class Normalizer:
+    """Base class: override `matches` and `normalize`; `unwrap`/`parse_text` where needed."""
+
+    #: the `event.source` value written on every event
+    name: ClassVar[str]
+    #: Sigma logsource (product, service) whose rules see this source's raw records
+    product: ClassVar[str]
+    service: ClassVar[str | None] = "audit"
+
+    def unwrap(self, document: dict[str, Any]) -> Sequence[Any] | None:
+        """The records inside `document` if it is an envelope of this source, else None."""
+        return None
+
+    def parse_text(self, line: str) -> dict[str, Any] | None:
+        """A record decoded from a non-JSON line of this source, else None."""
+        return None
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """True if `record` is of this source (checked in registry order)."""
+        raise NotImplementedError
+
+    def normalize(self, record: dict[str, Any]) -> Event:
+        """The normalized event; raise `NormalizationError` with a reason if impossible."""
+        raise NotImplementedError
+
+
+def content_id(record: Any) -> str:
+    """A stable event id for records without one: SHA-256 of the canonical JSON."""
+    canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string form of a scalar (ints become text), else None."""
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    result = str(value)
+    return result if result else None
+
+
+def dig(record: Any, *path: str) -> Any:
+    """record[path[0]][path[1]]... or None where a step is missing or not a dict."""
+    current = record
+    for key in path:
+        if not isinstance(current, dict):
+            return None
+        current = current.get(key)
+    return current

@@ -1,0 +1,1 @@
+"""Sources: where raw records come from (files, stdin; later HTTP, Kafka, Elasticsearch)."""

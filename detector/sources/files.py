@@ -1,0 +1,237 @@
+"""Streaming readers for log files: JSON lines, JSON arrays, pretty-printed JSON, text, gzip.
+
+Memory stays bounded by the largest single record, whatever the file size. The layout
+of each file is sniffed from its first bytes:
+- `[` starts a JSON array: each element is a record;
+- a first line that is a whole JSON value means JSON lines (text lines too, such as
+  Jenkins' audit trail, go this way: every line is a record);
+- otherwise (a pretty-printed object) the file is a sequence of JSON values.
+Gzip is recognised by its magic bytes, not by the file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeAlias
+
+import orjson
+
+from detector.sources.records import RawRecord
+
+_CHUNK = 1 << 20  # read size of the JSON value scanner
+_BUFFER = 1 << 20  # read-ahead used to sniff a file's layout
+_GZIP_MAGIC = b"\x1f\x8b"
+_WHITESPACE = b" \t\r\n"
+# Bytes that change the JSON scanner's state; everything else is skipped in bulk.
+_STRUCTURAL = re.compile(rb'["\\\[\]{},]')
+
+Stream: TypeAlias = "io.BufferedReader[Any]"
+
+#: called with the number of input bytes consumed since the last call
+ProgressCallback = Callable[[int], None]
+
+
+def expand_paths(paths: Iterable[str]) -> list[str]:
+    """Files named, and the files under directories named (sorted, hidden ones skipped)."""
+    result: list[str] = []
+    for name in paths:
+        if name == "-":
+            result.append(name)
+            continue
+        path = Path(name)
+        if path.is_dir():
+            result.extend(
+                str(p)
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.exists():
+            result.append(name)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {name}")
+    return result
+
+
+def total_size(paths: Iterable[str]) -> int | None:
+    """Bytes on disk of all files (None when stdin is among them): the progress total."""
+    size = 0
+    for name in paths:
+        if name == "-":
+            return None
+        size += os.path.getsize(name)
+    return size
+
+
+def read_paths(
+    paths: Iterable[str], progress: ProgressCallback | None = None, source: str | None = None
+) -> Iterator[RawRecord]:
+    """Every record of every file, in file order. Directories are walked recursively."""
+    for name in expand_paths(paths):
+        if name == "-":
+            yield from read_stream(sys.stdin.buffer, "<stdin>", None, source)
+            continue
+        with open(name, "rb") as handle:
+            yield from read_stream(handle, name, progress, source)
+
+
+class _CountingReader(io.RawIOBase):
+    """Reports the compressed bytes consumed, so progress follows the file on disk."""
+
+    def __init__(self, inner: BinaryIO, progress: ProgressCallback) -> None:
+        self._inner = inner
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        if data:
+            self._progress(len(data))
+        return len(data)
+
+
+def read_stream(
+    handle: BinaryIO,
+    name: str,
+    progress: ProgressCallback | None = None,
+    source: str | None = None,
+    chunk_size: int = _CHUNK,
+) -> Iterator[RawRecord]:
+    """Records of one byte stream, gzip or not, in the layout sniffed from its start."""
+    inner: Any = handle if progress is None else _CountingReader(handle, progress)
+    stream: Stream = io.BufferedReader(inner, _BUFFER)
+    try:
+        if stream.peek(2)[:2] == _GZIP_MAGIC:
+            stream = io.BufferedReader(gzip.GzipFile(fileobj=stream), _BUFFER)
+        first = _first_significant_byte(stream)
+        if first == b"[" or (first == b"{" and not _first_line_is_json(stream)):
+            yield from _json_values(stream, name, source, chunk_size)
+        else:
+            yield from _lines(stream, name, source)
+    except (OSError, EOFError, zlib.error) as exc:
+        # What was read before the break has been yielded; the break itself is reported.
+        yield RawRecord(b"", name, source, error=f"unreadable input: {exc}")
+
+
+def _first_significant_byte(stream: Stream) -> bytes:
+    head = stream.peek(_BUFFER)
+    stripped = head.lstrip(_WHITESPACE)
+    return stripped[:1]
+
+
+def _first_line_is_json(stream: Stream) -> bool:
+    head = stream.peek(_BUFFER).lstrip(_WHITESPACE)
+    line = head.split(b"\n", 1)[0]
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _lines(stream: Stream, name: str, source: str | None) -> Iterator[RawRecord]:
+    for number, line in enumerate(stream, start=1):
+        stripped = line.rstrip(b"\r\n")
+        if stripped.strip(_WHITESPACE):
+            yield RawRecord(stripped, f"{name}:{number}", source)
+
+
+_IN_STRING = re.compile(rb'["\\]')
+
+
+def _first_non_space(data: bytes, start: int, end: int) -> int | None:
+    for index in range(start, end):
+        if data[index] not in _WHITESPACE:
+            return index
+    return None
+
+
+def _json_values(
+    stream: Stream, name: str, source: str | None, chunk_size: int
+) -> Iterator[RawRecord]:
+    """Split a stream of JSON values, and the elements of top-level arrays, unparsed.
+
+    A scanner tracks strings, escapes and nesting depth; a record ends where depth
+    returns to the record's level. Bytes left at the end (a truncated value) are
+    yielded as one record so that they are dead-lettered, not lost.
+    """
+    depth = 0
+    in_array = False  # inside a top-level array, whose elements are the records
+    in_string = False
+    skip_next = False  # an escape's second byte fell into the next chunk
+    start: int | None = None  # start of the current record within `buffer`
+    offset = 0  # stream position of buffer[0]
+    buffer = b""
+
+    def record(end: int) -> RawRecord:
+        assert start is not None
+        return RawRecord(buffer[start:end].strip(_WHITESPACE), f"{name}@{offset + start}", source)
+
+    while chunk := stream.read(chunk_size):
+        position = len(buffer)
+        buffer += chunk
+        if skip_next:
+            position += 1
+            skip_next = False
+        while position < len(buffer):
+            level = 1 if in_array else 0
+            if in_string:
+                found = _IN_STRING.search(buffer, position)
+                if found is None:
+                    position = len(buffer)
+                elif buffer[found.start()] == 0x5C:  # backslash: skip the escaped byte
+                    position = found.start() + 2
+                    skip_next = position > len(buffer)
+                else:
+                    in_string = False
+                    position = found.start() + 1
+                continue
+            found = _STRUCTURAL.search(buffer, position)
+            end = found.start() if found else len(buffer)
+            if start is None and depth == level:
+                start = _first_non_space(buffer, position, end)
+            if found is None:
+                position = len(buffer)
+                continue
+            char = buffer[end]
+            if char == 0x22:  # quote
+                if start is None and depth == level:
+                    start = end
+                in_string = True
+            elif char in b"[{":
+                if char == 0x5B and depth == 0 and start is None:
+                    in_array = True
+                elif start is None and depth == level:
+                    start = end
+                depth += 1
+            elif char in b"]}":
+                depth = max(depth - 1, 0)
+                if in_array and depth == 0:
+                    if start is not None:
+                        yield record(end)
+                        start = None
+                    in_array = False
+                elif start is not None and depth == level:
+                    yield record(end + 1)
+                    start = None
+            elif char == 0x2C and depth == level and start is not None:  # comma
+                yield record(end)
+                start = None
+            position = end + 1
+        keep = start if start is not None else len(buffer)
+        offset += keep
+        buffer = buffer[keep:]
+        if start is not None:
+            start = 0
+    if start is not None and buffer.strip(_WHITESPACE):
+        yield record(len(buffer))

@@ -1,0 +1,65 @@
+"""Event-time parsing shared by the normalizers: every result is an aware UTC datetime."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+# Epoch values above this are milliseconds, not seconds (year 5138 in seconds).
+_EPOCH_MS_THRESHOLD = 100_000_000_000
+
+
+class TimestampError(ValueError):
+    """A value that cannot be read as a point in time."""
+
+
+def from_epoch(value: Any, unit: str = "auto") -> datetime:
+    """Epoch seconds or milliseconds (`unit` = "s", "ms" or "auto" by magnitude) to UTC."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TimestampError(f"expected an epoch number, got {type(value).__name__}")
+    if unit == "auto":
+        unit = "ms" if abs(value) >= _EPOCH_MS_THRESHOLD else "s"
+    if unit == "ms":
+        # Integer arithmetic keeps the milliseconds exact (floats would round).
+        if isinstance(value, int):
+            seconds, millis = divmod(value, 1000)
+            try:
+                return datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+            except (OverflowError, OSError, ValueError) as exc:
+                raise TimestampError(f"epoch milliseconds out of range: {value}") from exc
+        value = value / 1000
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise TimestampError(f"epoch value out of range: {value}") from exc
+
+
+def from_iso(value: Any, default_tz: tzinfo | None = None) -> datetime:
+    """ISO 8601 / RFC 3339 text to UTC. Digits past microseconds are truncated.
+
+    A string without an offset is read in `default_tz`; without one it is an error,
+    because guessing a zone would silently shift event time.
+    """
+    if not isinstance(value, str):
+        raise TimestampError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise TimestampError(f"not an ISO 8601 time: {value!r}") from exc
+    if parsed.tzinfo is None:
+        if default_tz is None:
+            raise TimestampError(f"time has no zone: {value!r}")
+        parsed = parsed.replace(tzinfo=default_tz)
+    return parsed.astimezone(UTC)
+
+
+def from_any(value: Any, default_tz: tzinfo | None = None) -> datetime:
+    """Epoch number (s or ms by magnitude), or ISO text, or numeric text."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.lstrip("-").replace(".", "", 1).isdigit():
+            number = float(stripped) if "." in stripped else int(stripped)
+            return from_epoch(number)
+        return from_iso(stripped, default_tz)
+    return from_epoch(value)
