@@ -51,14 +51,17 @@ def from_iso(value: Any, default_tz: tzinfo | None = None) -> datetime:
         if default_tz is None:
             raise TimestampError(f"time has no zone: {value!r}")
         parsed = parsed.replace(tzinfo=default_tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise TimestampError(f"time out of range in UTC: {value!r}") from exc
 
 
 def from_any(value: Any, default_tz: tzinfo | None = None) -> datetime:
     """Epoch number (s or ms by magnitude), or ISO text, or numeric text."""
     if isinstance(value, str):
         stripped = value.strip()
-        if stripped.lstrip("-").replace(".", "", 1).isdigit():
+        if stripped.isascii() and stripped.lstrip("-").replace(".", "", 1).isdigit():
             number = float(stripped) if "." in stripped else int(stripped)
             return from_epoch(number)
         return from_iso(stripped, default_tz)

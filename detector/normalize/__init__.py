@@ -85,6 +85,46 @@ class NormalizeStage:
                     return
         yield self._normalize(document, raw.data, raw.origin, forced)
 
+    def join_continuation_lines(self, records: Iterable[RawRecord]) -> Iterator[RawRecord]:
+        """Multi-line text entries (a Jenkins script-console body) become one record.
+
+        A text line that starts no record of any text source continues the text record
+        before it in the same file. JSON lines are never joined.
+        """
+        pending: RawRecord | None = None
+        for raw in records:
+            if pending is not None:
+                if _same_file(pending, raw) and self._text_record_start(raw) is False:
+                    pending = RawRecord(
+                        pending.data + b"\n" + raw.data, pending.origin, pending.source
+                    )
+                    continue
+                yield pending
+                pending = None
+            if self._text_record_start(raw):
+                pending = raw
+            else:
+                yield raw
+        if pending is not None:
+            yield pending
+
+    def _text_record_start(self, raw: RawRecord) -> bool | None:
+        """True if `raw` starts a text record, False if it is other text, None if not text."""
+        if raw.error is not None or raw.data[:1] in (b"{", b"["):
+            return None
+        try:
+            line = raw.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        forced = self.registry.get(raw.source) if raw.source else self.forced
+        for normalizer in [forced] if forced else self.registry.detected:
+            try:
+                if normalizer.parse_text(line) is not None:
+                    return True
+            except Exception:  # reported when the record itself is processed
+                return None
+        return False
+
     def _from_text(
         self, raw: RawRecord, forced: Normalizer | None, reason: str
     ) -> Event | DeadLetter:
@@ -121,6 +161,10 @@ class NormalizeStage:
             return DeadLetter(f"{normalizer.name}: {exc}", origin, data, normalizer.name)
         except Exception as exc:  # a normalizer bug must not stop the stream
             return _failed(normalizer, exc, origin, data)
+
+
+def _same_file(first: RawRecord, second: RawRecord) -> bool:
+    return first.origin.rpartition(":")[0] == second.origin.rpartition(":")[0]
 
 
 def _failed(normalizer: Normalizer, exc: Exception, origin: str, data: bytes) -> DeadLetter:

@@ -1,0 +1,245 @@
+"""Kubernetes API server audit events (`audit.k8s.io/v1`, kind `Event`).
+
+Input: one `Event` per line (log backend) or an `EventList` batch (webhook backend),
+plus the older Falco trace shape (kind `Event` without `apiVersion`). The API server
+writes `kind`/`apiVersion` on the list only, so the items of an `EventList` carry
+neither and are recognized by `auditID` + `stage` + `verb`. Mapping choices:
+
+- `@timestamp` is `stageTimestamp`, else `requestReceivedTimestamp`.
+- `event.id` is `<auditID>:<stage>`: one request is logged once per stage.
+- `event.action` is `<verb> <resource>[/<subresource>]` ("create pods/exec"); a
+  non-resource request has no `objectRef` and gets `<verb> <path>` ("get /version").
+- `user.*` is the authenticated identity; `impersonatedUser` stays in `raw` (ECS puts it
+  in `user.effective.*`, which the flat model does not have).
+- `user.type`: Kubernetes keeps user accounts for humans and service accounts for
+  processes. `system:serviceaccount:*`, nodes (`system:node:*`) and the other `system:`
+  component identities are `service_account`; `system:anonymous` has no type; any other
+  username is `human`.
+- `source.ip` is the last element of `sourceIPs`, the only one the API server saw itself.
+- `resource.kind`/`resource.name`/`namespace` name the object (`objectRef.resource`,
+  `.name`, `.namespace`); the subresource is only in `event.action`, so a pod and an exec
+  into it share a `resource.kind`.
+- `event.outcome`: failure when the authorizer said `forbid` or `responseStatus.code`
+  >= 400, success for a lower code, absent before a response (stage `RequestReceived`).
+- `event.category` is `api` (every record is an API call), plus `iam` for RBAC,
+  service-account and certificate-signing objects; `event.type` follows the verb, plus
+  `denied` when the authorizer forbade the request.
+- `token.id` is the single `authentication.kubernetes.io/credential-id` of the
+  authenticated user, prefix kept (`JTI=...` for a service-account token, `X509SHA256=...`
+  for a client certificate).
+- `image.name`/`image.digest` are set when a create or update of a pod or pod-template
+  workload carries exactly one distinct container image; the tag is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from detector.events import Event, Outcome, UserType
+from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, text
+from detector.timestamps import TimestampError, from_iso
+
+_AUDIT_API_PREFIX = "audit.k8s.io/"
+_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
+_DECISION = "authorization.k8s.io/decision"
+
+#: A tuple, not a set: `in` must not hash an arbitrary (possibly unhashable) value.
+_STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
+
+_VERB_TYPES = {
+    "create": "creation",
+    "update": "change",
+    "patch": "change",
+    "delete": "deletion",
+    "deletecollection": "deletion",
+    "get": "access",
+    "list": "access",
+    "watch": "access",
+}
+
+_IAM_RESOURCES = frozenset(
+    {
+        "roles",
+        "rolebindings",
+        "clusterroles",
+        "clusterrolebindings",
+        "serviceaccounts",
+        "certificatesigningrequests",
+    }
+)
+
+#: Where the pod spec sits in the request object of each workload resource.
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "pods": ("spec",),
+    "deployments": ("spec", "template", "spec"),
+    "daemonsets": ("spec", "template", "spec"),
+    "statefulsets": ("spec", "template", "spec"),
+    "replicasets": ("spec", "template", "spec"),
+    "replicationcontrollers": ("spec", "template", "spec"),
+    "jobs": ("spec", "template", "spec"),
+    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+def _is_audit_api(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(_AUDIT_API_PREFIX)
+
+
+class KubernetesAuditNormalizer(Normalizer):
+    """API server audit events; SigmaHQ `kubernetes/audit` rules see the raw event."""
+
+    name = "kubernetes"
+    product = "kubernetes"
+    service = "audit"
+
+    def unwrap(self, document: dict[str, Any]) -> Sequence[Any] | None:
+        """The `items` of an audit `EventList`; `items: null` is an empty batch.
+
+        An `EventList` whose `items` is not a list is not treated as an envelope, so it
+        is reported as an unrecognized record instead of being half-read.
+        """
+        if document.get("kind") != "EventList" or not _is_audit_api(document.get("apiVersion")):
+            return None
+        items = document.get("items")
+        if items is None:
+            return []
+        return items if isinstance(items, list) else None
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        kind = record.get("kind")
+        api_version = record.get("apiVersion")
+        if api_version is not None:
+            # Core `v1` / `events.k8s.io` Events share the kind but are not audit records.
+            return kind == "Event" and _is_audit_api(api_version)
+        return (
+            kind in (None, "Event")
+            and isinstance(record.get("auditID"), str)
+            and record.get("stage") in _STAGES
+            and isinstance(record.get("verb"), str)
+        )
+
+    def normalize(self, record: dict[str, Any]) -> Event:
+        verb = text(record.get("verb"))
+        resource = text(dig(record, "objectRef", "resource"))
+        subresource = text(dig(record, "objectRef", "subresource"))
+        username = text(dig(record, "user", "username"))
+        audit_id = text(record.get("auditID"))
+        stage = text(record.get("stage"))
+        image_name, image_digest = _image(record, verb, resource, subresource)
+        return Event(
+            timestamp=_timestamp(record),
+            event_id=f"{audit_id}:{stage}" if audit_id and stage else content_id(record),
+            event_source=self.name,
+            event_action=_action(record, verb, resource, subresource),
+            event_category=["api", "iam"] if resource in _IAM_RESOURCES else ["api"],
+            event_type=_types(record, verb),
+            event_outcome=_outcome(record),
+            user_name=username,
+            user_id=text(dig(record, "user", "uid")),
+            user_type=_user_type(username),
+            source_ip=_source_ip(record.get("sourceIPs")),
+            user_agent=text(record.get("userAgent")),
+            namespace=text(dig(record, "objectRef", "namespace")),
+            resource_kind=resource,
+            resource_name=text(dig(record, "objectRef", "name")),
+            image_name=image_name,
+            image_digest=image_digest,
+            token_id=_single_text(dig(record, "user", "extra", _CREDENTIAL_ID)),
+            raw=record,
+        )
+
+
+def _timestamp(record: dict[str, Any]) -> datetime:
+    """`stageTimestamp`, falling back to `requestReceivedTimestamp` only when absent."""
+    for field in ("stageTimestamp", "requestReceivedTimestamp"):
+        value = record.get(field)
+        if value is None:
+            continue
+        try:
+            return from_iso(value)
+        except TimestampError as exc:
+            raise NormalizationError(f"bad {field}: {exc}") from exc
+    raise NormalizationError("no stageTimestamp or requestReceivedTimestamp")
+
+
+def _action(
+    record: dict[str, Any], verb: str | None, resource: str | None, subresource: str | None
+) -> str | None:
+    if verb is None:
+        return None
+    if resource is not None:
+        return f"{verb} {resource}/{subresource}" if subresource else f"{verb} {resource}"
+    if record.get("objectRef") is None:
+        uri = text(record.get("requestURI"))
+        if uri is not None:
+            return f"{verb} {uri.split('?', 1)[0]}"
+    return verb
+
+
+def _types(record: dict[str, Any], verb: str | None) -> list[str] | None:
+    types = [_VERB_TYPES[verb]] if verb in _VERB_TYPES else []
+    if dig(record, "annotations", _DECISION) == "forbid":
+        types.append("denied")
+    return types or None
+
+
+def _outcome(record: dict[str, Any]) -> Outcome | None:
+    if dig(record, "annotations", _DECISION) == "forbid":
+        return "failure"
+    code = dig(record, "responseStatus", "code")
+    if isinstance(code, bool) or not isinstance(code, int):
+        return None
+    return "failure" if code >= 400 else "success"
+
+
+def _user_type(username: str | None) -> UserType | None:
+    if username is None or username == "system:anonymous":
+        return None
+    return "service_account" if username.startswith("system:") else "human"
+
+
+def _source_ip(source_ips: Any) -> str | None:
+    if isinstance(source_ips, list) and source_ips:
+        return text(source_ips[-1])
+    return None
+
+
+def _single_text(values: Any) -> str | None:
+    """The one value of a single-element list (`user.extra` values are lists)."""
+    if isinstance(values, list) and len(values) == 1:
+        return text(values[0])
+    return None
+
+
+def _image(
+    record: dict[str, Any], verb: str | None, resource: str | None, subresource: str | None
+) -> tuple[str | None, str | None]:
+    """(name, digest) of the only container image a create/update request carries."""
+    path = _POD_SPEC_PATHS.get(resource or "")
+    if verb not in ("create", "update") or subresource is not None or path is None:
+        return None, None
+    spec = dig(record.get("requestObject"), *path)
+    images: set[str] = set()
+    for key in ("initContainers", "containers"):
+        containers = dig(spec, key)
+        if not isinstance(containers, list):
+            continue
+        for container in containers:
+            image = text(dig(container, "image"))
+            if image is not None:
+                images.add(image)
+    if len(images) != 1:
+        return None, None
+    return _split_reference(images.pop())
+
+
+def _split_reference(reference: str) -> tuple[str | None, str | None]:
+    """`registry/repo:tag@sha256:...` → (`registry/repo`, `sha256:...`)."""
+    name, _, digest = reference.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    return name or None, digest or None
