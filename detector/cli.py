@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import click
 from rich.console import Console
@@ -14,14 +16,23 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from detector import __version__, schemas
 from detector.config import ConfigError, Settings, load_settings
 from detector.deadletter import DeadLetter, DeadLetterFile
+from detector.events import Event
 from detector.normalize import NormalizeStage, UnknownSourceError
+from detector.normalize.base import SourceRoute
 from detector.normalize.builtin import build_registry
 from detector.normalize.declared import DeclaredSource
-from detector.sources.files import expand_paths, read_paths, total_size
+from detector.pipeline import RunCounts, SingleEventMatcher, normalized_events
+from detector.rules import CompiledRule, LoadResult, load_rules
+from detector.rules.routing import RuleRouter
+from detector.rules.ruletests import run_tests, test_files
+from detector.sources.files import expand_paths, total_size
+from detector.sources.records import RawRecord
 
 stderr = Console(stderr=True)
 
 SCHEMA_DIR = Path("schemas")
+#: The shipped rule pack: `rules/` beside the package.
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
 def _settings(config: Path | None) -> Settings:
@@ -37,22 +48,39 @@ def main() -> None:
     """Streaming detection engine for CI/CD audit logs."""
 
 
-@main.command()
-@click.argument("paths", nargs=-1, required=True)
-@click.option("--source", help="Read every record as this source instead of detecting it.")
-@click.option("--product", help="Sigma product of a --source the engine does not know.")
-@click.option("--service", default="audit", show_default=True, help="Sigma service of it.")
-@click.option("--time-field", help="Dotted path of the event time of an unknown --source.")
-@click.option("--id-field", help="Dotted path of the event id of an unknown --source.")
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option(
-    "--dead-letter",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("detector.deadletter.jsonl"),
-    show_default=True,
-    help="Where records that cannot be normalized go, with the reason.",
-)
-def normalize(
+def source_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that say how input is read, shared by `normalize` and `replay`."""
+    options = [
+        click.argument("paths", nargs=-1, required=True),
+        click.option("--source", help="Read every record as this source instead of detecting it."),
+        click.option("--product", help="Sigma product of a --source the engine does not know."),
+        click.option("--service", default="audit", show_default=True, help="Sigma service of it."),
+        click.option("--time-field", help="Dotted path of the event time of an unknown --source."),
+        click.option("--id-field", help="Dotted path of the event id of an unknown --source."),
+        click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True)),
+        click.option(
+            "--dead-letter",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=Path("detector.deadletter.jsonl"),
+            show_default=True,
+            help="Where records that cannot be normalized go, with the reason.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass
+class InputSpec:
+    """The input of a batch command, validated."""
+
+    files: list[str]
+    stage: NormalizeStage
+    dead_letter: Path
+
+
+def input_spec(
     paths: tuple[str, ...],
     source: str | None,
     product: str | None,
@@ -61,53 +89,238 @@ def normalize(
     id_field: str | None,
     config: Path | None,
     dead_letter: Path,
-) -> None:
-    """Normalize audit logs (files, directories, gzip, `-` for stdin) to JSON lines on stdout."""
+) -> InputSpec:
     settings = _settings(config)
-    registry = build_registry(settings.sources)
-    if source and source not in registry.by_name:
-        declared = DeclaredSource(
-            name=source, product=product, service=service, time_field=time_field, id_field=id_field
+    declared = []
+    if source and source not in build_registry(settings.sources).by_name:
+        declared.append(
+            DeclaredSource(
+                name=source,
+                product=product,
+                service=service,
+                time_field=time_field,
+                id_field=id_field,
+            )
         )
-        registry = build_registry(settings.sources, [declared])
+    registry = build_registry(settings.sources, declared)
     try:
-        stage = NormalizeStage(registry, source)
-        files = expand_paths(paths)
-    except (UnknownSourceError, FileNotFoundError) as exc:
+        return InputSpec(expand_paths(paths), NormalizeStage(registry, source), dead_letter)
+    except (UnknownSourceError, FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc.args[0])) from exc
 
-    counts: Counter[str] = Counter()
-    per_source: Counter[str] = Counter()
+
+@main.command()
+@source_options
+def normalize(**options: Any) -> None:
+    """Normalize audit logs (files, directories, gzip, `-` for stdin) to JSON lines on stdout."""
+    spec = input_spec(**options)
+    counts = RunCounts()
     out = sys.stdout.buffer
-    started = time.monotonic()
-    with DeadLetterFile(dead_letter) as letters, _progress() as progress:
-        task = progress.add_task("normalize", total=total_size(files))
-        records = read_paths(files, lambda n: progress.advance(task, n))
-        for raw in stage.join_continuation_lines(records):
-            for result in stage.process(raw):
-                counts["read"] += 1
-                if isinstance(result, DeadLetter):
-                    letters.write(result)
-                    counts["dead-lettered"] += 1
-                else:
-                    out.write(result.to_json() + b"\n")
-                    counts["normalized"] += 1
-                    per_source[result.event_source] += 1
+    with DeadLetterFile(spec.dead_letter) as letters, _progress() as progress:
+        task = progress.add_task("normalize", total=total_size(spec.files))
+        advance = partial(progress.advance, task)
+        for event in normalized_events(spec.files, spec.stage, letters, counts, advance):
+            out.write(event.to_json() + b"\n")
     out.flush()
-    elapsed = time.monotonic() - started
-    rate = counts["read"] / elapsed if elapsed > 0 else 0.0
-    stderr.print(
-        f"read {counts['read']} · normalized {counts['normalized']} · "
-        f"dead-lettered {counts['dead-lettered']}"
-        + (f" (to {dead_letter})" if counts["dead-lettered"] else "")
-        + f" · {elapsed:.2f}s · {rate:,.0f} records/s",
-        highlight=False,
-    )
-    if per_source:
+    _print_summary(counts, spec.dead_letter)
+
+
+@main.command()
+@source_options
+@click.option(
+    "--rules",
+    "rule_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Sigma rules (files or directories); repeatable. Default: the shipped rules/.",
+)
+@click.option("--no-index", is_flag=True, help="Check every routed rule (for comparison).")
+def replay(rule_dirs: tuple[Path, ...], no_index: bool, **options: Any) -> None:
+    """Replay audit logs through the rules: detections as JSON lines on stdout."""
+    spec = input_spec(**options)
+    loaded = load_rules(rule_dirs or [DEFAULT_RULES])
+    if loaded.errors:
         stderr.print(
-            "by source: " + ", ".join(f"{k} {v}" for k, v in sorted(per_source.items())),
+            f"{len(loaded.errors)} rule(s) not loaded; `detector rules lint` says why",
             highlight=False,
         )
+    router = RuleRouter(loaded.rules, spec.stage.registry.routes(), indexed=not no_index)
+    matcher = SingleEventMatcher(router)
+    counts = RunCounts()
+    out = sys.stdout.buffer
+    with DeadLetterFile(spec.dead_letter) as letters, _progress() as progress:
+        task = progress.add_task("replay", total=total_size(spec.files))
+        advance = partial(progress.advance, task)
+        for event in normalized_events(spec.files, spec.stage, letters, counts, advance):
+            for detection in matcher.detections(event):
+                counts.by_rule[detection.rule.title] += 1
+                out.write(detection.to_json() + b"\n")
+    out.flush()
+    _print_summary(counts, spec.dead_letter)
+    stderr.print(
+        f"rules: {len(loaded.rules)} loaded, {len(router.rules) - len(router.unrouted)} routed "
+        f"to a source · detections {counts.detections}",
+        highlight=False,
+    )
+    for title, number in counts.by_rule.most_common():
+        stderr.print(f"  {number:>8}  {title}", highlight=False)
+
+
+rule_paths = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
+
+
+@main.group()
+def rules() -> None:
+    """List, lint, test and explain Sigma rules (default: the shipped rules/)."""
+
+
+def _load(paths: tuple[Path, ...]) -> LoadResult:
+    return load_rules(paths or [DEFAULT_RULES])
+
+
+def _routes() -> dict[str, SourceRoute]:
+    return build_registry(_settings(None).sources).routes()
+
+
+@rules.command("list")
+@rule_paths
+def rules_list(paths: tuple[Path, ...]) -> None:
+    """One line per loaded rule: id, level, logsource, title."""
+    loaded = _load(paths)
+    router = RuleRouter(loaded.rules, _routes())
+    unrouted = {id(r) for r in router.unrouted}
+    for rule in sorted(loaded.rules, key=lambda r: (str(r.logsource), r.title)):
+        logsource = "/".join(
+            part or "*" for part in (rule.logsource.product, rule.logsource.service)
+        )
+        flag = " (no source)" if id(rule) in unrouted else ""
+        click.echo(f"{rule.id or '-'}\t{rule.level or '-'}\t{logsource}{flag}\t{rule.title}")
+    stderr.print(
+        f"{len(loaded.rules)} rules, {len(loaded.correlations)} correlations, "
+        f"{len(loaded.filters)} filters, {len(loaded.errors)} not loaded",
+        highlight=False,
+    )
+
+
+@rules.command("lint")
+@rule_paths
+def rules_lint(paths: tuple[Path, ...]) -> None:
+    """Report rules that cannot be loaded (file, rule id, reason); exit 1 if any."""
+    loaded = _load(paths)
+    for error in loaded.errors:
+        click.echo(str(error))
+    router = RuleRouter(loaded.rules, _routes())
+    for rule in router.unrouted:
+        click.echo(
+            f"{rule.source}: rule {rule.id}: warning: no source feeds logsource "
+            f"{rule.logsource.product}/{rule.logsource.service}/{rule.logsource.category}"
+        )
+    stderr.print(
+        f"{len(loaded.rules)} rules loaded, {len(loaded.errors)} rejected, "
+        f"{len(router.unrouted)} not fed by any source",
+        highlight=False,
+    )
+    if loaded.errors:
+        sys.exit(1)
+
+
+@rules.command("test")
+@rule_paths
+def rules_test(paths: tuple[Path, ...]) -> None:
+    """Run each rule's test events (NAME.tests.yml beside NAME.yml); exit 1 on a failure."""
+    directories = paths or (DEFAULT_RULES,)
+    loaded = _load(directories)
+    registry = build_registry(_settings(None).sources)
+    results = list(run_tests(test_files(directories), loaded.rules, registry))
+    failures = [r for r in results if not r.passed]
+    for failure in failures:
+        expectation = "fire" if failure.expected else "stay silent"
+        got = failure.reason or ("fired" if failure.fired else "stayed silent")
+        click.echo(
+            f"FAIL {failure.test_file} case {failure.index} ({failure.rule}): "
+            f"should {expectation}, {got}"
+        )
+    tested = {r.rule for r in results}
+    untested = [r for r in loaded.rules if (r.id or r.title) not in tested]
+    for rule in untested:
+        click.echo(f"UNTESTED {rule.source} ({rule.id or rule.title})")
+    click.echo(f"{len(results) - len(failures)} passed, {len(failures)} failed")
+    if failures or loaded.errors:
+        sys.exit(1)
+
+
+@rules.command("explain")
+@click.argument("rule_ref")
+@click.argument("event_file", type=click.File("rb"))
+@click.option("--rules", "rule_dirs", multiple=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--source", help="Read the event as this source instead of detecting it.")
+def rules_explain(
+    rule_ref: str, event_file: BinaryIO, rule_dirs: tuple[Path, ...], source: str | None
+) -> None:
+    """Why RULE (a rule file, id or title) did or did not match the raw record in EVENT_FILE."""
+    candidate = Path(rule_ref)
+    loaded = load_rules([candidate] if candidate.is_file() else (rule_dirs or [DEFAULT_RULES]))
+    matching = [
+        r for r in loaded.rules if candidate.is_file() or rule_ref in (r.id, r.name, r.title)
+    ]
+    if len(matching) != 1:
+        reasons = "; ".join(str(e) for e in loaded.errors[:3])
+        raise click.UsageError(
+            f"{rule_ref}: {len(matching)} rules match this reference"
+            + (f" ({reasons})" if reasons else "")
+        )
+    rule = matching[0]
+    registry = build_registry(_settings(None).sources)
+    stage = NormalizeStage(registry, source)
+    results = list(stage.process(RawRecord(event_file.read().strip(), event_file.name)))
+    for result in results:
+        if isinstance(result, DeadLetter):
+            click.echo(f"event not normalized: {result.reason}")
+            sys.exit(1)
+        explain_event(rule, result, registry.routes())
+
+
+def explain_event(rule: CompiledRule, event: Event, routes: dict[str, SourceRoute]) -> None:
+    """Print routing, each search identifier, the filters and the verdict."""
+    router = RuleRouter([rule], routes)
+    sees_raw = rule in router.raw[event.event_source].rules
+    sees_normalized = rule in router.normalized[event.event_source].rules
+    click.echo(f"rule: {rule.title} ({rule.id})")
+    click.echo(f"event: {event.event_source} {event.event_action} ({event.event_id})")
+    if not (sees_raw or sees_normalized):
+        route = routes[event.event_source]
+        click.echo(
+            f"routing: NO — the rule's logsource {rule.logsource.product}/"
+            f"{rule.logsource.service} does not cover source {event.event_source} "
+            f"({route.product}/{route.service}), so it never sees this event"
+        )
+        click.echo("verdict: no match")
+        return
+    record = event.raw if sees_raw else event.to_dict()
+    click.echo(f"routing: yes, on the {'raw record' if sees_raw else 'normalized event'}")
+    explanation = rule.explain(record)
+    for name, held in explanation.identifiers.items():
+        click.echo(f"  {name}: {'true' if held else 'false'}")
+    for condition in rule.rule.detection.condition:
+        click.echo(f"condition {condition!r}: {'true' if explanation.condition else 'false'}")
+    for name, held in explanation.filters.items():
+        click.echo(f"  filter {name}: {'passes' if held else 'excludes the event'}")
+    click.echo(f"verdict: {'MATCH' if explanation.matched else 'no match'}")
+
+
+def _print_summary(counts: RunCounts, dead_letter: Path) -> None:
+    elapsed = counts.elapsed
+    rate = counts.read / elapsed if elapsed > 0 else 0.0
+    stderr.print(
+        f"read {counts.read} · normalized {counts.normalized} · "
+        f"dead-lettered {counts.dead_lettered}"
+        + (f" (to {dead_letter})" if counts.dead_lettered else "")
+        + f" · {elapsed:.2f}s · {rate:,.0f} events/s",
+        highlight=False,
+    )
+    if counts.by_source:
+        by_source = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_source.items()))
+        stderr.print(f"by source: {by_source}", highlight=False)
 
 
 def _progress() -> Progress:

@@ -14,7 +14,7 @@ import orjson
 
 from detector.deadletter import DeadLetter
 from detector.events import Event
-from detector.normalize.base import NormalizationError, Normalizer
+from detector.normalize.base import NormalizationError, Normalizer, SourceRoute
 from detector.sources.records import RawRecord
 
 #: How many keys of an unrecognised record its dead-letter reason names.
@@ -37,6 +37,10 @@ class SourceRegistry:
     @property
     def names(self) -> list[str]:
         return sorted(self.by_name)
+
+    def routes(self) -> dict[str, SourceRoute]:
+        """Each source's Sigma logsource, for routing rules to raw records."""
+        return {name: SourceRoute(n.product, n.service) for name, n in self.by_name.items()}
 
     def get(self, name: str) -> Normalizer:
         try:

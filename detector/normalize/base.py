@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
 
 from detector.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRoute:
+    """The Sigma logsource (product, service) of a source's raw records."""
+
+    product: str
+    service: str | None
 
 
 class NormalizationError(ValueError):

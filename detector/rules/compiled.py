@@ -1,0 +1,187 @@
+"""Compiled Sigma rules and filters: metadata plus a `matches(record) -> bool` closure.
+
+Everything pySigma parsed is turned into closures once, at compile time; matching never
+walks pySigma objects. A rule's `matches` is its condition AND the conditions of the
+Sigma filters that apply to it (pySigma's reading of the filters specification: an
+exclusion filter says `condition: not selection`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sigma.exceptions import SigmaError
+from sigma.filters import SigmaFilter
+from sigma.rule import SigmaDetections, SigmaLogSource, SigmaRule, SigmaRuleBase
+
+from detector.rules.condition import compile_conditions
+from detector.rules.detection import DetectionCompiler, Predicate, Record, all_of
+from detector.rules.errors import RuleCompileError, error_reason
+from detector.rules.placeholders import Placeholders
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """The Sigma logsource a rule applies to; None where the rule does not narrow it."""
+
+    category: str | None
+    product: str | None
+    service: str | None
+
+    @classmethod
+    def of(cls, logsource: SigmaLogSource) -> LogSource:
+        """The three routing attributes of a pySigma logsource."""
+        return cls(logsource.category, logsource.product, logsource.service)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledFilter:
+    """A Sigma filter: `matches` must hold for a match of a rule it applies to to stand."""
+
+    id: str | None
+    title: str
+    logsource: LogSource
+    #: rule ids or names it names; None for `rules: any`
+    rules: tuple[str, ...] | None
+    fields: frozenset[str]
+    matches: Predicate
+    source: Path | None
+    filter: SigmaFilter = field(repr=False)
+
+    def applies_to(self, rule: SigmaRule) -> bool:
+        """True if the rule's logsource is within the filter's and the filter names it."""
+        if rule.logsource not in self.filter.logsource:
+            return False
+        if self.rules is None:
+            return True
+        rule_id = str(rule.id) if rule.id is not None else None
+        return any(
+            reference.lower() == rule_id or reference == rule.name for reference in self.rules
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a rule did or did not match a record, for `rules explain`."""
+
+    matched: bool
+    condition: bool
+    identifiers: dict[str, bool]
+    #: filter id (or title) -> whether its condition held
+    filters: dict[str, bool]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledRule:
+    """A Sigma rule ready to match JSON records (compared and hashed by identity)."""
+
+    id: str | None
+    name: str | None
+    title: str
+    level: str | None
+    status: str | None
+    tags: tuple[str, ...]
+    logsource: LogSource
+    #: field names the detection reads (fieldref targets and filter fields included)
+    fields: frozenset[str]
+    #: True if some search identifier is a keyword search over the whole record
+    keyword_search: bool
+    #: the full test: condition and applied filters
+    matches: Predicate
+    #: search identifier -> its predicate, for explanations
+    identifiers: Mapping[str, Predicate] = field(repr=False)
+    #: the rule's own condition, without filters
+    condition: Predicate = field(repr=False)
+    #: the filters applied to this rule
+    filters: tuple[CompiledFilter, ...]
+    source: Path | None
+    #: the pySigma rule it was compiled from (description, references, custom fields...)
+    rule: SigmaRule = field(repr=False)
+
+    def explain(self, record: Record) -> Explanation:
+        """Each search identifier's and filter's result on `record`."""
+        identifiers = {name: test(record) for name, test in self.identifiers.items()}
+        filters = {(f.id or f.title): f.matches(record) for f in self.filters}
+        condition = self.condition(record)
+        return Explanation(
+            matched=condition and all(filters.values()),
+            condition=condition,
+            identifiers=identifiers,
+            filters=filters,
+        )
+
+
+def compile_rule(
+    rule: SigmaRule,
+    placeholders: Placeholders | None = None,
+    filters: Sequence[CompiledFilter] = (),
+) -> CompiledRule:
+    """Compile a parsed rule; the filters given are applied where they name the rule.
+
+    Raises RuleCompileError with the reason when the rule cannot be evaluated.
+    """
+    if rule.errors:
+        raise RuleCompileError(error_reason(rule.errors[0]))
+    compiler = DetectionCompiler(placeholders or {})
+    identifiers, condition = _compile_detections(compiler, rule.detection)
+    applied = tuple(f for f in filters if f.applies_to(rule))
+    return CompiledRule(
+        id=_id(rule),
+        name=rule.name,
+        title=rule.title,
+        level=rule.level.name.lower() if rule.level is not None else None,
+        status=rule.status.name.lower() if rule.status is not None else None,
+        tags=tuple(str(tag) for tag in rule.tags),
+        logsource=LogSource.of(rule.logsource),
+        fields=frozenset(compiler.fields).union(*(f.fields for f in applied)),
+        keyword_search=compiler.keyword_search,
+        matches=all_of([condition, *(f.matches for f in applied)]),
+        identifiers=identifiers,
+        condition=condition,
+        filters=applied,
+        source=_path(rule),
+        rule=rule,
+    )
+
+
+def compile_filter(
+    sigma_filter: SigmaFilter, placeholders: Placeholders | None = None
+) -> CompiledFilter:
+    """Compile a parsed Sigma filter; raises RuleCompileError with the reason."""
+    if sigma_filter.errors:
+        raise RuleCompileError(error_reason(sigma_filter.errors[0]))
+    compiler = DetectionCompiler(placeholders or {})
+    _, condition = _compile_detections(compiler, sigma_filter.filter)
+    references = sigma_filter.filter.rules
+    return CompiledFilter(
+        id=_id(sigma_filter),
+        title=sigma_filter.title,
+        logsource=LogSource.of(sigma_filter.logsource),
+        rules=None if isinstance(references, str) else tuple(r.reference for r in references),
+        fields=frozenset(compiler.fields),
+        matches=condition,
+        source=_path(sigma_filter),
+        filter=sigma_filter,
+    )
+
+
+def _compile_detections(
+    compiler: DetectionCompiler, detections: SigmaDetections
+) -> tuple[dict[str, Predicate], Predicate]:
+    try:
+        identifiers = {
+            name: compiler.detection(detection) for name, detection in detections.detections.items()
+        }
+        return identifiers, compile_conditions(detections.parsed_condition, identifiers)
+    except SigmaError as exc:
+        raise RuleCompileError(error_reason(exc)) from exc
+
+
+def _id(rule: SigmaRuleBase) -> str | None:
+    return str(rule.id) if rule.id is not None else None
+
+
+def _path(rule: SigmaRuleBase) -> Path | None:
+    return rule.source.path if rule.source is not None else None

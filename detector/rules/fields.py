@@ -1,0 +1,151 @@
+"""Reading Sigma field values out of JSON records.
+
+A field name is looked up as an exact key first, because normalized events carry flat
+dotted keys ("event.action"). Failing that, the dotted name is read as a path through
+nested objects, one key per segment ("objectRef.resource" is
+record["objectRef"]["resource"]). Failing that too, every other grouping of the segments
+into keys is tried, longest key first, so keys that themselves contain dots resolve
+(Kubernetes "annotations.authorization.k8s.io/decision"). A list met on the way is
+walked element by element and the values found are collected, the way search engines
+flatten arrays of objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
+
+
+class _Missing:
+    """Type of `MISSING`: a field the record does not have (unlike a field set to null)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+
+Getter = Callable[[Mapping[str, Any]], Any]
+# Per start index of the name's parts: (end index, key of parts[start:end]), longest first.
+_Splits = tuple[tuple[tuple[int, str], ...], ...]
+
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def compile_getter(name: str) -> Getter:
+    """A function returning the value of field `name` in a record, or MISSING."""
+    if "." not in name:
+
+        def get_flat(record: Mapping[str, Any]) -> Any:
+            return record.get(name, MISSING)
+
+        return get_flat
+
+    parts = name.split(".")
+    count = len(parts)
+    splits: _Splits = tuple(
+        tuple((end, ".".join(parts[start:end])) for end in range(count, start, -1))
+        for start in range(count)
+    )
+
+    def get_dotted(record: Mapping[str, Any]) -> Any:
+        value = record.get(name, MISSING)
+        if value is not MISSING:
+            return value
+        current: Any = record
+        for part in parts:
+            if type(current) is not dict:
+                break
+            current = current.get(part, MISSING)
+            if current is MISSING:
+                break
+        else:
+            return current
+        return _walk(record, splits, 0, count)
+
+    return get_dotted
+
+
+def _walk(obj: Mapping[str, Any], splits: _Splits, start: int, count: int) -> Any:
+    for end, key in splits[start]:
+        if key in obj:
+            value = obj[key]
+            if end == count:
+                return value
+            found = _descend(value, splits, end, count)
+            if found is not MISSING:
+                return found
+    return MISSING
+
+
+def _descend(value: Any, splits: _Splits, start: int, count: int) -> Any:
+    if isinstance(value, Mapping):
+        return _walk(value, splits, start, count)
+    if isinstance(value, list):
+        collected: list[Any] = []
+        for element in value:
+            found = _descend(element, splits, start, count)
+            if found is MISSING:
+                continue
+            if isinstance(found, list):
+                collected.extend(found)
+            else:
+                collected.append(found)
+        return collected if collected else MISSING
+    return MISSING
+
+
+def iter_elements(value: Any) -> Iterator[Any]:
+    """The value itself, or each element of a (nested) list: a list matches by any element."""
+    if isinstance(value, list):
+        for element in value:
+            yield from iter_elements(element)
+    else:
+        yield value
+
+
+def iter_leaves(value: Any) -> Iterator[str | int | float | bool]:
+    """Every non-null scalar anywhere in a record, depth first in key order."""
+    if isinstance(value, Mapping):
+        for child in value.values():
+            yield from iter_leaves(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from iter_leaves(child)
+    elif isinstance(value, str | int | float):
+        yield value
+
+
+def text_of(value: Any) -> str | None:
+    """The text a Sigma string is compared with: numbers as written, booleans as JSON."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def as_number(value: Any) -> int | float | None:
+    """A numeric value, or numeric text read as a number; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMBER.fullmatch(text) is None:
+            return None
+        if "." in text or "e" in text or "E" in text:
+            return float(text)
+        return int(text)
+    return None
+
+
+def is_null(value: Any) -> bool:
+    """Sigma `null`: the field is absent, null, or an empty list."""
+    return value is MISSING or value is None or (isinstance(value, list) and not value)

@@ -1,0 +1,217 @@
+"""Loading Sigma rule files: every rule that parses and compiles, and a reason for each
+one that does not. A bad file or rule never stops the others, and nothing raises out.
+
+Files are *.yml / *.yaml under the given files and directories, read in sorted order;
+a file may hold several YAML documents (rule collections with `action: global` /
+`repeat` / `reset` are handled by pySigma). Correlation rules are kept aside unresolved
+(their references are resolved by the correlation engine); Sigma filters are compiled
+and applied to the rules they name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.filters import SigmaFilter
+from sigma.rule import SigmaRule, SigmaRuleBase
+from sigma.rule.base import SigmaYAMLLoader
+
+from detector.rules.compiled import CompiledFilter, CompiledRule, compile_filter, compile_rule
+from detector.rules.errors import RuleCompileError, error_reason
+from detector.rules.placeholders import Placeholders
+
+RULE_SUFFIXES = (".yml", ".yaml")
+#: Rule test files (`<rule>.tests.yml`) live beside the rules and are not rules.
+RULE_TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleError:
+    """A file, rule or filter that could not be loaded, and why."""
+
+    path: Path
+    rule_id: str | None
+    title: str | None
+    #: io | yaml | sigma (pySigma rejected it) | compile | duplicate-id | internal
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        what = f" rule {self.rule_id}" if self.rule_id else ""
+        return f"{self.path}{what}: {self.kind}: {self.reason}"
+
+
+@dataclass
+class LoadResult:
+    """The outcome of `load_rules`."""
+
+    rules: list[CompiledRule] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+    correlations: list[SigmaCorrelationRule] = field(default_factory=list)
+    filters: list[CompiledFilter] = field(default_factory=list)
+
+
+def load_rules(paths: Iterable[str | Path], placeholders: Placeholders | None = None) -> LoadResult:
+    """Load, filter and compile every Sigma rule under `paths` (files or directories)."""
+    result = LoadResult()
+    rules: list[SigmaRule] = []
+    seen_ids: dict[str, Path] = {}
+    for path in _rule_files(paths, result.errors):
+        for item in _parse_file(path, result.errors):
+            if item.id is not None:
+                first = seen_ids.get(str(item.id))
+                if first is not None:
+                    result.errors.append(
+                        _error(path, item, "duplicate-id", f"rule id already loaded from {first}")
+                    )
+                    continue
+                seen_ids[str(item.id)] = path
+            if isinstance(item, SigmaCorrelationRule):
+                result.correlations.append(item)
+            elif isinstance(item, SigmaFilter):
+                compiled = _guard(
+                    path, item, result.errors, partial(compile_filter, item, placeholders)
+                )
+                if compiled is not None:
+                    result.filters.append(compiled)
+            elif isinstance(item, SigmaRule):
+                rules.append(item)
+    for rule in rules:
+        path = rule.source.path if rule.source is not None else Path()
+        compiled_rule = _guard(
+            path, rule, result.errors, partial(compile_rule, rule, placeholders, result.filters)
+        )
+        if compiled_rule is not None:
+            result.rules.append(compiled_rule)
+    return result
+
+
+def _guard(
+    path: Path, item: SigmaRuleBase, errors: list[RuleError], compile_item: Callable[[], T]
+) -> T | None:
+    """compile_item(), or None with the failure recorded as a RuleError."""
+    try:
+        return compile_item()
+    except RuleCompileError as exc:
+        errors.append(_error(path, item, "compile", str(exc)))
+    except SigmaError as exc:
+        errors.append(_error(path, item, "sigma", error_reason(exc)))
+    except Exception as exc:  # a bug here must not stop the other rules from loading
+        errors.append(_error(path, item, "internal", f"{type(exc).__name__}: {exc}"))
+    return None
+
+
+def is_rule_test_file(path: Path) -> bool:
+    return path.name.endswith(RULE_TEST_SUFFIXES)
+
+
+def _rule_files(paths: Iterable[str | Path], errors: list[RuleError]) -> Iterator[Path]:
+    """Rule files under `paths`, each once, directories walked in sorted order."""
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in RULE_SUFFIXES and p.is_file() and not is_rule_test_file(p)
+            )
+        elif path.is_file():
+            found = [path]
+        else:
+            errors.append(RuleError(path, None, None, "io", "no such file or directory"))
+            continue
+        for file in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                yield file
+
+
+def _parse_file(path: Path, errors: list[RuleError]) -> list[SigmaRuleBase]:
+    """The rules, correlations and filters of one file that pySigma parsed without error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(RuleError(path, None, None, "io", str(exc)))
+        return []
+    documents: list[dict[str, Any]] = []
+    try:
+        for number, document in enumerate(yaml.load_all(text, Loader=SigmaYAMLLoader), 1):
+            if isinstance(document, dict):
+                documents.append(document)
+            elif document is not None:
+                reason = f"YAML document {number} is a {type(document).__name__}, not a mapping"
+                errors.append(RuleError(path, None, None, "yaml", reason))
+    except Exception as exc:  # YAMLError, or a value the YAML constructors reject
+        errors.append(RuleError(path, None, None, "yaml", " ".join(str(exc).split())))
+
+    location = SigmaRuleLocation(path)
+    try:
+        collection = _collection(documents, location)
+    except Exception:  # one document broke the whole file: parse them one by one
+        items: list[SigmaRuleBase] = []
+        for document in documents:
+            try:
+                items.extend(_collection([document], location))
+            except Exception as exc:
+                rule_id = document.get("id")
+                title = document.get("title")
+                errors.append(
+                    RuleError(
+                        path,
+                        str(rule_id) if rule_id is not None else None,
+                        str(title) if title is not None else None,
+                        "sigma",
+                        error_reason(exc),
+                    )
+                )
+        return _without_errors(path, items, [], errors)
+    items = [*collection.rules, *collection.filters]
+    return _without_errors(path, items, collection.errors, errors)
+
+
+def _collection(documents: list[dict[str, Any]], location: SigmaRuleLocation) -> SigmaCollection:
+    return SigmaCollection.from_dicts(
+        documents,
+        collect_errors=True,
+        source=location,
+        collect_filters=True,
+        resolve_references=False,
+    )
+
+
+def _without_errors(
+    path: Path,
+    items: Sequence[SigmaRuleBase],
+    collection_errors: list[SigmaError],
+    errors: list[RuleError],
+) -> list[SigmaRuleBase]:
+    """Items pySigma parsed cleanly; a RuleError for each other item and file-level error."""
+    clean = []
+    attached: set[int] = set()
+    for item in items:
+        attached.update(id(error) for error in item.errors)
+        if item.errors:
+            reason = "; ".join(error_reason(error) for error in item.errors)
+            errors.append(_error(path, item, "sigma", reason))
+        else:
+            clean.append(item)
+    for error in collection_errors:
+        if id(error) not in attached:
+            errors.append(RuleError(path, None, None, "sigma", error_reason(error)))
+    return clean
+
+
+def _error(path: Path, item: SigmaRuleBase, kind: str, reason: str) -> RuleError:
+    rule_id = str(item.id) if item.id is not None else None
+    return RuleError(path, rule_id, item.title or None, kind, reason)

@@ -1,0 +1,124 @@
+"""Logsource routing and the rule index: the index gives exactly what checking every rule gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sigma.rule import SigmaRule
+
+from detector.config import SourcesSettings
+from detector.events import Event
+from detector.normalize.builtin import build_registry
+from detector.rules import CompiledRule, compile_rule, load_rules
+from detector.rules.routing import RuleRouter
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGMAHQ = ROOT.parent / "shared" / "sigmahq" / "rules"
+ROUTES = build_registry(SourcesSettings()).routes()
+WHEN = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def rule(logsource: dict[str, str], detection: dict[str, Any], title: str = "r") -> CompiledRule:
+    document = {"title": title, "logsource": logsource, "detection": detection}
+    return compile_rule(SigmaRule.from_dict(document))
+
+
+def event(source: str, raw: dict[str, Any], **fields: Any) -> Event:
+    return Event(timestamp=WHEN, event_id="e1", event_source=source, raw=raw, **fields)
+
+
+def test_a_rule_sees_only_its_own_logsource() -> None:
+    github = rule(
+        {"product": "github", "service": "audit"},
+        {"sel": {"action": "repo.destroy"}, "condition": "sel"},
+    )
+    router = RuleRouter([github], ROUTES)
+    assert router.match(event("github", {"action": "repo.destroy"})) == [github]
+    # The same raw fields from another source never reach the rule.
+    assert router.match(event("gitlab", {"action": "repo.destroy"})) == []
+    assert router.match(event("github_actions", {"action": "repo.destroy"})) == []
+
+
+def test_product_without_service_covers_every_service_of_the_product() -> None:
+    any_github = rule({"product": "github"}, {"sel": {"action": "x"}, "condition": "sel"})
+    router = RuleRouter([any_github], ROUTES)
+    assert router.match(event("github_actions", {"action": "x"})) == [any_github]
+
+
+def test_cicd_rules_match_normalized_fields_and_service_names_a_source() -> None:
+    everywhere = rule({"product": "cicd"}, {"sel": {"event.action": "push"}, "condition": "sel"})
+    only_registry = rule(
+        {"product": "cicd", "service": "registry"},
+        {"sel": {"user.name": "mallory"}, "condition": "sel"},
+    )
+    router = RuleRouter([everywhere, only_registry], ROUTES)
+    pushed = event("registry", {"action": "push"}, event_action="push", user_name="mallory")
+    assert router.match(pushed) == [everywhere, only_registry]
+    elsewhere = event("gitlab", {}, event_action="push", user_name="mallory")
+    assert router.match(elsewhere) == [everywhere]
+
+
+def test_rules_with_a_category_or_an_unknown_product_are_unrouted() -> None:
+    windows = rule(
+        {"category": "process_creation", "product": "windows"},
+        {"sel": {"Image": "x"}, "condition": "sel"},
+    )
+    router = RuleRouter([windows], ROUTES)
+    assert router.unrouted == [windows]
+
+
+@pytest.fixture(scope="module")
+def audit_rules() -> list[CompiledRule]:
+    if not SIGMAHQ.exists():
+        pytest.skip(f"{SIGMAHQ} is absent: the SigmaHQ rule set lives in ../shared")
+    loaded = load_rules([SIGMAHQ / "application", SIGMAHQ / "cloud" / "aws"])
+    return loaded.rules
+
+
+def _discriminator_values(rules: list[CompiledRule]) -> list[str]:
+    values = set()
+    for compiled in rules:
+        for detection in compiled.rule.detection.detections.values():
+            for item in detection.detection_items:
+                for value in getattr(item, "value", []) or []:
+                    values.add(str(value))
+    return sorted(values)
+
+
+@pytest.mark.shared
+def test_index_equals_checking_every_rule(audit_rules: list[CompiledRule]) -> None:
+    indexed = RuleRouter(audit_rules, ROUTES)
+    flat = RuleRouter(audit_rules, ROUTES, indexed=False)
+    assert indexed.index_fields()["github"] == "action"
+    assert indexed.index_fields()["kubernetes"] in ("verb", "objectRef.resource")
+    values = _discriminator_values(audit_rules)
+    fields = ["action", "verb", "eventName", "eventSource", "objectRef.resource", "auditType"]
+
+    @settings(max_examples=600, deadline=None)
+    @given(
+        source=st.sampled_from(sorted(ROUTES)),
+        assignments=st.dictionaries(
+            st.sampled_from(fields),
+            st.one_of(
+                st.sampled_from(values).map(lambda v: v.upper() if len(v) % 2 else v),
+                st.lists(st.sampled_from(values), max_size=3),
+                st.integers(),
+                st.none(),
+            ),
+            max_size=4,
+        ),
+        nested=st.dictionaries(
+            st.sampled_from(["resource", "subresource"]), st.sampled_from(values)
+        ),
+    )
+    def check(source: str, assignments: dict[str, Any], nested: dict[str, str]) -> None:
+        raw = {**assignments, "objectRef": nested}
+        candidate = event(source, raw, event_action=str(assignments.get("action")))
+        assert indexed.match(candidate) == flat.match(candidate)
+
+    check()
