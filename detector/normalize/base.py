@@ -10,13 +10,15 @@ split by `unwrap` before detection.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
 
 from detector.events import Event
+from detector.timestamps import TimestampError, from_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,27 @@ class Normalizer:
     def normalize(self, record: dict[str, Any]) -> Event:
         """The normalized event; raise `NormalizationError` with a reason if impossible."""
         raise NotImplementedError
+
+
+def first_time(
+    record: dict[str, Any],
+    fields: Sequence[str],
+    parse: Callable[[Any], datetime] = from_iso,
+) -> datetime:
+    """The event time from the first of `fields` present in `record`.
+
+    A present but unreadable value is an error, not a reason to fall back to the next
+    field: falling back would silently move the event in time.
+    """
+    for field in fields:
+        value = record.get(field)
+        if value is None:
+            continue
+        try:
+            return parse(value)
+        except TimestampError as exc:
+            raise NormalizationError(f"bad {field}: {exc}") from exc
+    raise NormalizationError(f"no {' or '.join(fields)}")
 
 
 def content_id(record: Any) -> str:

@@ -14,8 +14,15 @@ from datetime import datetime
 from typing import Any, Final
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, text
-from detector.timestamps import TimestampError, from_any, from_epoch
+from detector.normalize.base import (
+    NormalizationError,
+    Normalizer,
+    content_id,
+    dig,
+    first_time,
+    text,
+)
+from detector.timestamps import from_any, from_epoch
 
 #: `category.verb` as GitHub names its audit actions (`repo.create`,
 #: `org.members_can_update_protected_branches.disable`).
@@ -292,15 +299,11 @@ def _event_time(record: dict[str, Any]) -> datetime:
     Both are epoch milliseconds in the API and streams; exports and re-shippers may
     write ISO 8601 text, which must carry its zone.
     """
-    for field in ("@timestamp", "created_at"):
-        value = record.get(field)
-        if value is None:
-            continue
-        try:
-            return from_any(value) if isinstance(value, str) else from_epoch(value, "ms")
-        except TimestampError as exc:
-            raise NormalizationError(f"bad {field}: {exc}") from exc
-    raise NormalizationError("no @timestamp or created_at in GitHub audit entry")
+    return first_time(record, ("@timestamp", "created_at"), _parse_time)
+
+
+def _parse_time(value: Any) -> datetime:
+    return from_any(value) if isinstance(value, str) else from_epoch(value, "ms")
 
 
 def _outcome(record: dict[str, Any], action: str, verb: str) -> Outcome | None:

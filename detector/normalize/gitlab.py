@@ -53,12 +53,10 @@ Every field is read at the top level first, then in `details`. Mapping choices:
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, text
-from detector.timestamps import TimestampError, from_iso
+from detector.normalize.base import NormalizationError, Normalizer, content_id, first_time, text
 
 #: Keys every shape of a GitLab audit event carries, and no other source combines.
 _SIGNATURE = ("author_id", "entity_id", "entity_type")
@@ -233,7 +231,7 @@ class GitLabAuditNormalizer(Normalizer):
         target_type = fields.text("target_type")
         target_details = fields.text("target_details")
         return Event(
-            timestamp=_timestamp(record),
+            timestamp=first_time(record, ("created_at", "time")),
             event_id=_event_id(record),
             event_source=self.name,
             event_action=action,
@@ -267,18 +265,6 @@ class _Fields:
 
     def text(self, key: str) -> str | None:
         return text(self.get(key))
-
-
-def _timestamp(record: dict[str, Any]) -> datetime:
-    for field in ("created_at", "time"):
-        value = record.get(field)
-        if value is None:
-            continue
-        try:
-            return from_iso(value)
-        except TimestampError as exc:
-            raise NormalizationError(f"bad {field}: {exc}") from exc
-    raise NormalizationError("no created_at (or log time)")
 
 
 def _event_id(record: dict[str, Any]) -> str:

@@ -34,12 +34,16 @@ neither and are recognized by `auditID` + `stage` + `verb`. Mapping choices:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, text
-from detector.timestamps import TimestampError, from_iso
+from detector.normalize.base import (
+    Normalizer,
+    content_id,
+    dig,
+    first_time,
+    text,
+)
 
 _AUDIT_API_PREFIX = "audit.k8s.io/"
 _CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
@@ -129,7 +133,7 @@ class KubernetesAuditNormalizer(Normalizer):
         stage = text(record.get("stage"))
         image_name, image_digest = _image(record, verb, resource, subresource)
         return Event(
-            timestamp=_timestamp(record),
+            timestamp=first_time(record, ("stageTimestamp", "requestReceivedTimestamp")),
             event_id=f"{audit_id}:{stage}" if audit_id and stage else content_id(record),
             event_source=self.name,
             event_action=_action(record, verb, resource, subresource),
@@ -149,19 +153,6 @@ class KubernetesAuditNormalizer(Normalizer):
             token_id=_single_text(dig(record, "user", "extra", _CREDENTIAL_ID)),
             raw=record,
         )
-
-
-def _timestamp(record: dict[str, Any]) -> datetime:
-    """`stageTimestamp`, falling back to `requestReceivedTimestamp` only when absent."""
-    for field in ("stageTimestamp", "requestReceivedTimestamp"):
-        value = record.get(field)
-        if value is None:
-            continue
-        try:
-            return from_iso(value)
-        except TimestampError as exc:
-            raise NormalizationError(f"bad {field}: {exc}") from exc
-    raise NormalizationError("no stageTimestamp or requestReceivedTimestamp")
 
 
 def _action(

@@ -624,7 +624,7 @@ def test_does_not_claim_other_sources(name: str) -> None:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"created_at": None}, "no created_at (or log time)"),
+        ({"created_at": None}, "no created_at or time"),
         ({"created_at": "yesterday"}, "bad created_at: not an ISO 8601 time: 'yesterday'"),
         ({"created_at": "2025-02-11T09:00:00"}, "bad created_at: time has no zone"),
         ({"created_at": "0001-01-01T00:00:00+01:00"}, "bad created_at: time out of range in UTC"),
