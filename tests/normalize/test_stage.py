@@ -139,7 +139,9 @@ lookalikes = st.dictionaries(signature_keys, json_values, max_size=10)
 def test_arbitrary_json_is_normalized_or_dead_lettered(record: Any) -> None:
     data = orjson.dumps(record)
     results = run(data)
-    assert results, "every record gives a result"
+    if not results:  # only an envelope with no records inside gives nothing
+        assert isinstance(record, dict)
+        assert any(n.unwrap(record) == [] for n in REGISTRY.detected)
     for result in results:
         assert isinstance(result, Event | DeadLetter)
         if isinstance(result, Event):
