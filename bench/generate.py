@@ -1,0 +1,381 @@
+"""A deterministic, realistic audit mix of any size, for the benchmarks.
+
+The records are the normalizable fixture records under tests/fixtures/sources used as
+templates, so every generated line stays a record of its vendor's format. Routine
+templates get fresh actors, repositories, namespaces and discriminating values; the
+security-relevant ones are replayed as they are, with only a new id and time. Event
+time increases from one record to the next, ids never repeat, and the output is
+written as it is produced (constant memory).
+
+    python -m bench.generate --events 200000 --seed 1 --out /tmp/mix.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detector.config import SourcesSettings
+from detector.events import Event
+from detector.normalize import NormalizeStage
+from detector.normalize.builtin import build_registry
+from detector.sources.files import read_paths
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "sources"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+START = datetime(2025, 3, 3, tzinfo=UTC)
+MEAN_GAP_US = 400_000  # ~216k events a day: a busy cluster plus an organization
+
+#: share of each kind of record; "security" are the fixture records as they are
+MIX = {
+    "kubernetes": 0.70,
+    "github": 0.20,
+    "gitlab": 0.03,
+    "registry": 0.03,
+    "github_actions": 0.02,
+    "cloudtrail": 0.01,
+    "security": 0.01,
+}
+
+NAMESPACES = [
+    "kube-system", "default", "monitoring", "ingress-nginx", "cert-manager",
+    "logging", "argocd", "payments", "checkout", "search", "billing", "ci",
+]  # fmt: skip
+SERVICE_ACCOUNTS = [
+    "default", "controller", "operator", "prometheus", "fluent-bit",
+    "coredns", "leader-election", "external-dns", "cluster-autoscaler",
+]  # fmt: skip
+NODES = [f"system:node:worker-{n}" for n in range(1, 41)]
+K8S_VERBS = ["get"] * 5 + ["list"] * 2 + ["watch"] * 3
+K8S_RESOURCES = ["leases"] * 4 + ["configmaps"] * 2 + ["pods"] * 3 + ["endpoints"]
+ORGS = ["octo-org", "octo-platform", "octo-data"]
+REPOS = [
+    f"{area}-{kind}"
+    for area in ("payments", "checkout", "search", "auth", "billing", "gateway", "ledger")
+    for kind in ("api", "service", "worker", "ui", "lib")
+]
+PEOPLE = [
+    f"{name}-{team}"
+    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan")
+    for team in ("dev", "ops", "sre", "qa")
+]
+BOTS = ["octo-deployer[bot]", "dependabot[bot]", "renovate[bot]"]
+GIT_ACTIONS = ["git.clone"] * 5 + ["git.fetch"] * 8 + ["git.push"] * 2
+
+
+@dataclass(frozen=True)
+class Template:
+    """A fixture record that normalizes, with what it is."""
+
+    source: str
+    action: str | None
+    data: bytes  # the record as JSON: decoded afresh for each copy
+
+    def copy(self) -> dict[str, Any]:
+        record: dict[str, Any] = orjson.loads(self.data)
+        return record
+
+
+def is_routine(event: Event) -> bool:
+    """Everyday traffic whose templates the generator varies freely."""
+    action, user = event.event_action, event.user_name or ""
+    if event.event_source == "kubernetes":
+        verb = event.raw.get("verb") if isinstance(event.raw, dict) else None
+        return verb in ("get", "list", "watch") and user.startswith(
+            ("system:serviceaccount:", "system:node:")
+        )
+    if event.event_source == "github":
+        return action in (
+            "git.clone", "git.fetch", "git.push",
+            "workflows.prepared_workflow_job", "workflows.completed_workflow_run",
+        )  # fmt: skip
+    if event.event_source == "gitlab":
+        return action == "repository_git_operation"
+    if event.event_source == "registry":
+        return action in ("pull", "push")
+    if event.event_source == "github_actions":
+        return (action or "").startswith("workflow_job.")
+    if event.event_source == "cloudtrail":
+        return (
+            action in ("AssumeRoleWithWebIdentity", "GetAuthorizationToken")
+            and event.event_outcome == "success"
+        )
+    return False
+
+
+def load_templates(fixtures: Path = FIXTURES) -> dict[str, list[Template]]:
+    """Routine templates by source, and the rest under "security" (Jenkins aside)."""
+    stage = NormalizeStage(build_registry(SourcesSettings()))
+    result: dict[str, list[Template]] = {kind: [] for kind in MIX}
+    for raw in read_paths([str(fixtures)]):
+        for item in stage.process(raw):
+            if not isinstance(item, Event) or not isinstance(item.raw, dict):
+                continue  # dead letters, and text records that have no JSON form
+            if item.event_source not in VARY:
+                continue
+            kind = item.event_source if is_routine(item) else "security"
+            result[kind].append(
+                Template(item.event_source, item.event_action, orjson.dumps(item.raw))
+            )
+    missing = [kind for kind, templates in result.items() if not templates]
+    if missing:
+        raise ValueError(f"no fixture templates for {', '.join(missing)}")
+    return result
+
+
+def precision(original: Any) -> int:
+    """The unit, in microseconds, of a template's time value."""
+    if isinstance(original, int):
+        return 1000 if original > 10**11 else 1_000_000
+    fraction = original.split(".", 1)[1] if isinstance(original, str) and "." in original else ""
+    digits = len(fraction) - len(fraction.lstrip("0123456789"))
+    return int(10 ** (6 - min(digits, 6)))
+
+
+def like(original: Any, micros: int) -> Any:
+    """`micros` (since the epoch) written the way the template wrote its time."""
+    if isinstance(original, int) and not isinstance(original, bool):
+        return micros // precision(original)
+    if not isinstance(original, str):
+        return original
+    ts = EPOCH + timedelta(microseconds=micros)
+    head = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = original.split(".", 1)[1] if "." in original else ""
+    digits = len(fraction) - len(fraction.lstrip("0123456789"))
+    if not digits:
+        return f"{head}Z"
+    micro = f"{ts.microsecond:06d}"
+    return f"{head}.{micro[:digits] if digits <= 6 else micro + '0' * (digits - 6)}Z"
+
+
+class Varier:
+    """Fresh ids and times for every record, fresh values for routine ones."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.seq = 0
+        #: event time of the record being made, in microseconds since the epoch
+        self.now = int((START - EPOCH) / timedelta(microseconds=1))
+
+    def tick(self) -> None:
+        self.now += 1000 + int(self.rng.expovariate(1 / MEAN_GAP_US))
+
+    def retime(self, record: dict[str, Any], fields: tuple[str, ...]) -> None:
+        """Set the time fields to now, rounded up to their precision (time never goes back)."""
+        for name in fields:
+            if record.get(name) is not None:
+                unit = precision(record[name])
+                self.now = -(-self.now // unit) * unit
+                record[name] = like(record[name], self.now)
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def token(self, size: int = 16) -> str:
+        return base64.urlsafe_b64encode(self.rng.randbytes(size)).decode().rstrip("=")
+
+    def digest(self) -> str:
+        return "sha256:" + self.rng.randbytes(32).hex()
+
+    def ip(self) -> str:
+        return (
+            f"10.{self.rng.randrange(256)}.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"
+        )
+
+    def kubernetes(self, record: dict[str, Any], routine: bool) -> None:
+        record["auditID"] = self.uuid()
+        if "requestReceivedTimestamp" in record:
+            received = self.now - self.rng.randrange(200, 40_000)
+            record["requestReceivedTimestamp"] = like(record["requestReceivedTimestamp"], received)
+        self.retime(record, ("stageTimestamp",))
+        if not routine:
+            return
+        rng = self.rng
+        verb, resource = rng.choice(K8S_VERBS), rng.choice(K8S_RESOURCES)
+        namespace = rng.choice(NAMESPACES)
+        if rng.random() < 0.3:
+            user = rng.choice(NODES)
+            groups = ["system:nodes", "system:authenticated"]
+            agent = "kubelet/v1.30.2 (linux/amd64) kubernetes/3968350"
+        else:
+            sa_namespace = rng.choice(NAMESPACES)
+            account = rng.choice(SERVICE_ACCOUNTS)
+            user = f"system:serviceaccount:{sa_namespace}:{account}"
+            agent = f"{account}/v0.0.0 (linux/amd64) kubernetes/$Format"
+            groups = [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{sa_namespace}",
+                "system:authenticated",
+            ]
+        record["verb"] = verb
+        uid = str(uuid.uuid5(uuid.NAMESPACE_URL, user))
+        record["user"] = {"username": user, "uid": uid, "groups": groups, "extra": {}}
+        record["sourceIPs"] = [self.ip()]
+        record["userAgent"] = agent
+        group = "coordination.k8s.io" if resource == "leases" else ""
+        prefix = "/apis/coordination.k8s.io/v1" if group else "/api/v1"
+        ref: dict[str, Any] = {"resource": resource, "namespace": namespace}
+        uri = f"{prefix}/namespaces/{namespace}/{resource}"
+        if verb == "get":
+            ref["name"] = f"{resource.rstrip('s')}-{rng.randrange(500)}"
+            uri += f"/{ref['name']}"
+        elif verb == "watch":
+            uri += "?watch=true"
+        ref |= {"apiGroup": group, "apiVersion": "v1"} if group else {"apiVersion": "v1"}
+        record["objectRef"] = ref
+        record["requestURI"] = uri
+        record.pop("annotations", None)  # the template's RBAC reason names its own account
+
+    def github(self, record: dict[str, Any], routine: bool) -> None:
+        if "_document_id" in record:
+            record["_document_id"] = self.token()
+        self.retime(record, ("@timestamp", "created_at"))
+        if not routine:
+            return
+        rng = self.rng
+        org = rng.choice(ORGS)
+        repo = f"{org}/{rng.choice(REPOS)}"
+        if record.get("action", "").startswith("git."):
+            record["action"] = rng.choice(GIT_ACTIONS)
+        if "actor" in record:
+            actor = rng.choice(BOTS) if rng.random() < 0.2 else rng.choice(PEOPLE)
+            record["actor"] = actor
+            record["actor_id"] = 1_000_000 + (BOTS + PEOPLE).index(actor)
+            record["actor_is_bot"] = actor in BOTS
+        if "actor_ip" in record:
+            record["actor_ip"] = self.ip()
+        record["org"] = org
+        record["org_id"] = 9000 + ORGS.index(org)
+        for key in ("repo", "repository"):
+            if key in record:
+                record[key] = repo
+        if "repo_id" in record:
+            record["repo_id"] = 70_000 + REPOS.index(repo.split("/", 1)[1])
+        if "job_workflow_ref" in record:
+            record["job_workflow_ref"] = f"{repo}/.github/workflows/deploy.yml@refs/heads/main"
+        if "workflow_run_id" in record:
+            self.seq += 1
+            record["workflow_run_id"] = 13_000_000_000 + self.seq
+
+    def gitlab(self, record: dict[str, Any], routine: bool) -> None:
+        self.seq += 1
+        if isinstance(record.get("id"), int):
+            record["id"] = 100_000 + self.seq
+        elif isinstance(record.get("id"), str):
+            record["id"] = str(100_000 + self.seq) if record["id"].isdigit() else self.uuid()
+        self.retime(record, ("created_at", "time"))
+        if not routine:
+            return
+        path = f"{self.rng.choice(ORGS)}/{self.rng.choice(REPOS)}"
+        values = {
+            "author_name": self.rng.choice(PEOPLE),
+            "entity_path": path,
+            "target_details": path.split("/", 1)[1],
+            "ip_address": self.ip(),
+        }
+        for target in (record, record.get("details")):
+            if isinstance(target, dict):
+                target.update({k: v for k, v in values.items() if k in target})
+
+    def registry(self, record: dict[str, Any], routine: bool) -> None:
+        rng = self.rng
+        if "id" in record:
+            record["id"] = self.uuid()
+        self.retime(record, ("timestamp", "occur_at"))
+        name, tag = rng.choice(REPOS), f"v1.{rng.randrange(40)}.{rng.randrange(10)}"
+        target, data = record.get("target"), record.get("event_data")
+        if isinstance(target, dict):  # Distribution notification
+            target["digest"] = self.digest()
+            if routine:
+                target["repository"], target["tag"] = name, tag
+                if isinstance(record.get("actor"), dict) and record["actor"]:
+                    record["actor"]["name"] = rng.choice(["ci-deployer", *PEOPLE])
+        elif isinstance(data, dict):  # Harbor webhook: its id is a hash of the content
+            namespace = rng.choice(ORGS)
+            for resource in data.get("resources", []):
+                resource["digest"] = self.digest()
+                if routine:
+                    resource["tag"] = tag
+                    resource["resource_url"] = f"harbor.example.com/{namespace}/{name}:{tag}"
+            repository = data.get("repository")
+            if routine and isinstance(repository, dict):
+                repository |= {
+                    "name": name,
+                    "namespace": namespace,
+                    "repo_full_name": f"{namespace}/{name}",
+                }
+
+    def github_actions(self, record: dict[str, Any], routine: bool) -> None:
+        self.seq += 1
+        for kind in ("workflow_job", "workflow_run"):
+            body = record.get(kind)
+            if isinstance(body, dict):
+                body["id"] = 30_000_000_000 + self.seq
+                if "run_id" in body:
+                    body["run_id"] = 11_000_000_000 + self.seq
+                self.retime(body, ("created_at", "started_at", "completed_at", "updated_at"))
+                self.retime(body, ("run_started_at",))
+        if routine and isinstance(record.get("sender"), dict):
+            record["sender"]["login"] = self.rng.choice(PEOPLE)
+
+    def cloudtrail(self, record: dict[str, Any], routine: bool) -> None:
+        record["eventID"] = self.uuid()
+        if "requestID" in record:
+            record["requestID"] = self.uuid()
+        self.retime(record, ("eventTime",))
+        if routine:
+            record["sourceIPAddress"] = self.ip()
+
+
+Vary = Callable[[Varier, dict[str, Any], bool], None]
+VARY: dict[str, Vary] = {
+    "kubernetes": Varier.kubernetes,
+    "github": Varier.github,
+    "gitlab": Varier.gitlab,
+    "registry": Varier.registry,
+    "github_actions": Varier.github_actions,
+    "cloudtrail": Varier.cloudtrail,
+}
+
+
+def generate(out: Path, events: int, seed: int, fixtures: Path = FIXTURES) -> Counter[str]:
+    """Write `events` JSON lines to `out`; returns how many of each kind were written."""
+    templates = load_templates(fixtures)
+    rng = random.Random(seed)
+    varier = Varier(rng)
+    kinds, weights = list(MIX), list(MIX.values())
+    counts: Counter[str] = Counter()
+    with out.open("wb", buffering=1 << 20) as handle:
+        for _ in range(events):
+            kind = rng.choices(kinds, weights)[0]
+            template = rng.choice(templates[kind])
+            record = template.copy()
+            varier.tick()
+            VARY[template.source](varier, record, kind != "security")
+            handle.write(orjson.dumps(record) + b"\n")
+            counts[kind] += 1
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    counts = generate(args.out, args.events, args.seed)
+    print(", ".join(f"{kind} {number}" for kind, number in counts.most_common()))
+
+
+if __name__ == "__main__":
+    main()

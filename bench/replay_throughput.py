@@ -1,0 +1,180 @@
+"""End-to-end replay throughput, with the rule index on and off, in one process.
+
+Read + parse + normalize + match + build detections + serialize (to a discarded
+sink) over a generated audit mix, against the audit rules of SigmaHQ (application and
+cloud/aws) plus the project's rules. Prints a table and appends it, with the machine
+and the command, to BENCHMARKS.md.
+
+    python -m bench.replay_throughput --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shlex
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.generate import generate
+from detector.config import SourcesSettings
+from detector.deadletter import DeadLetterFile
+from detector.normalize import NormalizeStage
+from detector.normalize.builtin import build_registry
+from detector.pipeline import RunCounts, SingleEventMatcher, normalized_events
+from detector.rules import LoadResult, load_rules
+from detector.rules.routing import RuleRouter
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_RULES = ROOT.parent / "shared" / "sigmahq" / "rules"
+PROJECT_RULES = [ROOT / "rules", ROOT / "tests" / "fixtures" / "rules"]
+RESULTS = ROOT / "BENCHMARKS.md"
+
+
+@dataclass
+class Run:
+    """One replay of the whole file."""
+
+    indexed: bool
+    seconds: float
+    counts: RunCounts
+    peak_rss_mib: float
+
+
+def rule_paths() -> list[Path]:
+    """The audit rules of SigmaHQ when the shared checkout is there, and the project's."""
+    paths = [p for p in PROJECT_RULES if p.exists()]
+    if SHARED_RULES.is_dir():
+        return [SHARED_RULES / "application", SHARED_RULES / "cloud" / "aws", *paths]
+    print(f"{SHARED_RULES} is absent: only the project's rules are loaded", file=sys.stderr)
+    return paths
+
+
+def replay(data: Path, loaded: LoadResult, indexed: bool) -> Run:
+    """Replay `data` as `detector replay` does, detections serialized into /dev/null."""
+    stage = NormalizeStage(build_registry(SourcesSettings()))
+    matcher = SingleEventMatcher(RuleRouter(loaded.rules, stage.registry.routes(), indexed=indexed))
+    counts = RunCounts()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        DeadLetterFile(Path(tmp) / "dead.jsonl") as letters,
+        open(os.devnull, "wb") as sink,
+    ):
+        started = time.perf_counter()
+        for event in normalized_events([str(data)], stage, letters, counts):
+            for detection in matcher.detections(event):
+                counts.by_rule[detection.rule.id] += 1
+                sink.write(detection.to_json() + b"\n")
+        seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return Run(indexed, seconds, counts, peak)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def table(runs: list[Run], size: int) -> str:
+    rows = [
+        "| rule index | events | dead letters | detections | seconds | events/s | MB/s"
+        " | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        rows.append(
+            f"| {'on' if run.indexed else 'off'} | {run.counts.read:,} "
+            f"| {run.counts.dead_lettered:,} | {run.counts.detections:,} | {run.seconds:.1f} "
+            f"| {run.counts.read / run.seconds:,.0f} | {size / run.seconds / 1e6:.1f} "
+            f"| {run.peak_rss_mib:.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def command() -> str:
+    python = Path(sys.executable)
+    shown = python.relative_to(Path.cwd()) if python.is_relative_to(Path.cwd()) else python
+    return shlex.join([str(shown), "-m", "bench.replay_throughput", *sys.argv[1:]])
+
+
+def record(report: str) -> None:
+    """Append the dated section to BENCHMARKS.md (created with its heading if absent)."""
+    if not RESULTS.exists():
+        RESULTS.write_text(
+            "# Benchmarks\n\nMeasurements appended by the scripts in bench/, newest last.\n",
+            encoding="utf-8",
+        )
+    with RESULTS.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n{report}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data", type=Path, help="generated file to reuse or create")
+    parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
+    args = parser.parse_args()
+
+    data = args.data or Path(tempfile.gettempdir()) / f"bench-mix-{args.events}-{args.seed}.jsonl"
+    if data.exists():
+        print(f"reusing {data}", file=sys.stderr)
+    else:
+        started = time.perf_counter()
+        mix = generate(data, args.events, args.seed)
+        print(f"generated {data} in {time.perf_counter() - started:.1f} s: {dict(mix)}")
+    size = data.stat().st_size
+
+    started = time.perf_counter()
+    loaded = load_rules(rule_paths())
+    load_seconds = time.perf_counter() - started
+    routes = build_registry(SourcesSettings()).routes()
+    router = RuleRouter(loaded.rules, routes)
+    routed = len(router.rules) - len(router.unrouted)
+
+    runs = [replay(data, loaded, indexed) for indexed in (True, False)]
+    on, off = runs
+    assert on.counts.detections == off.counts.detections, "the index changed the detections"
+    assert Counter(on.counts.by_rule) == Counter(off.counts.by_rule), "the index changed rules"
+
+    now = datetime.now(UTC)
+    fields = ", ".join(f"{s}: {f}" for s, f in router.index_fields().items())
+    report = "\n".join(
+        [
+            f"## Replay throughput, {now:%Y-%m-%d %H:%M} UTC",
+            "",
+            f"- machine: {cpu_model()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()} ({platform.system()} {platform.release()})",
+            f"- command: `{command()}`",
+            f"- input: {on.counts.read:,} generated events, {size / 1e6:.1f} MB of JSON lines "
+            f"(seed {args.seed}); by source {dict(on.counts.by_source.most_common())}",
+            f"- rules: {len(loaded.rules)} loaded ({len(loaded.errors)} rejected), {routed} "
+            f"routed to an audit source, loaded and compiled in {load_seconds:.1f} s",
+            f"- index fields: {fields}",
+            "- peak RSS is the process's high-water mark after the run (index off runs second)",
+            "",
+            table(runs, size),
+            "",
+            f"Index speed-up: {off.seconds / on.seconds:.2f}x; {on.counts.detections:,} "
+            f"detections from {len(on.counts.by_rule)} rules, identical with the index off.",
+        ]
+    )
+    print(report)
+    if not args.no_record:
+        record(report)
+
+
+if __name__ == "__main__":
+    main()
