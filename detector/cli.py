@@ -226,8 +226,12 @@ def rules_lint(paths: tuple[Path, ...]) -> None:
 
 @rules.command("test")
 @rule_paths
-def rules_test(paths: tuple[Path, ...]) -> None:
-    """Run each rule's test events (NAME.tests.yml beside NAME.yml); exit 1 on a failure."""
+@click.option("--allow-untested", is_flag=True, help="Do not fail on rules without tests.")
+def rules_test(paths: tuple[Path, ...], allow_untested: bool) -> None:
+    """Run each rule's test events (NAME.tests.yml beside NAME.yml).
+
+    Exits 1 on a failing case, a rule that does not load, or a rule without tests.
+    """
     directories = paths or (DEFAULT_RULES,)
     loaded = _load(directories)
     registry = build_registry(_settings(None).sources)
@@ -240,12 +244,17 @@ def rules_test(paths: tuple[Path, ...]) -> None:
             f"FAIL {failure.test_file} case {failure.index} ({failure.rule}): "
             f"should {expectation}, {got}"
         )
-    tested = {r.rule for r in results}
-    untested = [r for r in loaded.rules if (r.id or r.title) not in tested]
+    # A rule is tested when it has a case that must fire and one that must not.
+    kinds = {(r.rule, r.expected) for r in results}
+    untested = [
+        r
+        for r in loaded.rules
+        if not {((r.id or r.title), True), ((r.id or r.title), False)} <= kinds
+    ]
     for rule in untested:
-        click.echo(f"UNTESTED {rule.source} ({rule.id or rule.title})")
+        click.echo(f"UNTESTED {rule.source} ({rule.id or rule.title}): needs match and no_match")
     click.echo(f"{len(results) - len(failures)} passed, {len(failures)} failed")
-    if failures or loaded.errors:
+    if failures or loaded.errors or (untested and not allow_untested):
         sys.exit(1)
 
 

@@ -10,6 +10,7 @@ split by `unwrap` before detection.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,6 +93,18 @@ def text(value: Any) -> str | None:
         return None
     result = str(value)
     return result if result else None
+
+
+def ip(value: Any) -> str | None:
+    """The text of an IPv4 or IPv6 address, else None: `source.ip` is never a host name."""
+    address = text(value)
+    if address is None:
+        return None
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return address
 
 
 def dig(record: Any, *path: str) -> Any:

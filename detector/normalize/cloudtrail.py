@@ -27,13 +27,12 @@ Every record is normalized the same way:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Any, Final
 
 from detector.events import Event, Outcome
-from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, text
+from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, ip, text
 from detector.timestamps import TimestampError, from_iso
 
 #: Calls that sign a principal in or hand it credentials: ECS authentication / start.
@@ -109,7 +108,8 @@ class CloudTrailNormalizer(Normalizer):
             user_name=subject or _principal_name(record),
             user_id=text(dig(record, "userIdentity", "principalId")),
             user_type="service_account" if web_identity else None,
-            source_ip=_ip(record.get("sourceIPAddress")),
+            # A service acting for the caller writes its name here, not an IP.
+            source_ip=ip(record.get("sourceIPAddress")),
             user_agent=text(record.get("userAgent")),
             repository=repository,
             organization=organization,
@@ -191,19 +191,3 @@ def _workload(subject: str | None) -> tuple[str | None, str | None, str | None]:
             ref = claims.get("ref") if claims.get("ref_type") == "branch" else None
             return path, group, ref or None
     return None, None, None
-
-
-def _ip(value: Any) -> str | None:
-    """`sourceIPAddress` when it is an IP address.
-
-    For a call a service made on the caller's behalf AWS writes the service's name there
-    (`ec2.amazonaws.com`, `AWS Internal`), which leaves `source.ip` absent.
-    """
-    address = text(value)
-    if address is None:
-        return None
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    return address

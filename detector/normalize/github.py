@@ -20,6 +20,7 @@ from detector.normalize.base import (
     content_id,
     dig,
     first_time,
+    ip,
     text,
 )
 from detector.timestamps import from_any, from_epoch
@@ -254,7 +255,7 @@ class GitHubAuditNormalizer(Normalizer):
             user_name=actor,
             user_id=text(record.get("actor_id")),
             user_type=_actor_type(record, actor),
-            source_ip=text(record.get("actor_ip")),
+            source_ip=ip(record.get("actor_ip")),
             user_agent=text(record.get("user_agent")),
             repository=text(record.get("repo")) or text(record.get("repository")),
             organization=text(record.get("org")) or text(record.get("business")),

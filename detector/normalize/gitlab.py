@@ -56,7 +56,7 @@ import re
 from typing import Any
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, first_time, text
+from detector.normalize.base import NormalizationError, Normalizer, content_id, first_time, ip, text
 
 #: Keys every shape of a GitLab audit event carries, and no other source combines.
 _SIGNATURE = ("author_id", "entity_id", "entity_type")
@@ -241,7 +241,7 @@ class GitLabAuditNormalizer(Normalizer):
             user_name=fields.text("author_name"),
             user_id=str(author_id) if author_id is not None and author_id > 0 else None,
             user_type=_user_type(fields, author_id),
-            source_ip=fields.text("ip_address"),
+            source_ip=ip(fields.text("ip_address")),
             repository=entity_path if entity_type in _REPOSITORY_ENTITIES else None,
             organization=_organization(entity_type, entity_path),
             resource_kind=target_type,

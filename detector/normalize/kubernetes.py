@@ -28,7 +28,9 @@ neither and are recognized by `auditID` + `stage` + `verb`. Mapping choices:
   authenticated user, prefix kept (`JTI=...` for a service-account token, `X509SHA256=...`
   for a client certificate).
 - `image.name`/`image.digest` are set when a create or update of a pod or pod-template
-  workload carries exactly one distinct container image; the tag is dropped.
+  workload carries exactly one distinct container image; they are read as
+  `detector.normalize.images` says (no registry host, no tag), so they join with the
+  registry's events.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from detector.normalize.base import (
     content_id,
     dig,
     first_time,
+    ip,
     text,
 )
+from detector.normalize.images import split_reference
 
 _AUDIT_API_PREFIX = "audit.k8s.io/"
 _CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
@@ -193,7 +197,7 @@ def _user_type(username: str | None) -> UserType | None:
 
 def _source_ip(source_ips: Any) -> str | None:
     if isinstance(source_ips, list) and source_ips:
-        return text(source_ips[-1])
+        return ip(source_ips[-1])
     return None
 
 
@@ -223,14 +227,4 @@ def _image(
                 images.add(image)
     if len(images) != 1:
         return None, None
-    return _split_reference(images.pop())
-
-
-def _split_reference(reference: str) -> tuple[str | None, str | None]:
-    """`registry/repo:tag@sha256:...` → (`registry/repo`, `sha256:...`)."""
-    name, _, digest = reference.partition("@")
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        name = name[:colon]
-    return name or None, digest or None
+    return split_reference(images.pop())

@@ -23,12 +23,11 @@ digest and tag are taken only when it lists exactly one.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, text
+from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, ip, text
 from detector.timestamps import TimestampError, from_epoch, from_iso
 
 
@@ -224,11 +223,7 @@ def _client_ip(value: Any) -> str | None:
         host = addr[1:].partition("]")[0]
     elif addr.count(":") == 1:
         host = addr.partition(":")[0]
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return host
+    return ip(host)
 
 
 def _user_type(user: str | None) -> UserType | None:

@@ -228,7 +228,7 @@ def test_privileged_pod_carries_its_single_image() -> None:
     assert shape["event.action"] == "create pods"
     assert shape["namespace"] == "kube-system"
     assert shape["resource.name"] == "node-debugger"
-    assert shape["image.name"] == "ghcr.io/acme/debug-tools"
+    assert shape["image.name"] == "acme/debug-tools"
     assert shape["image.digest"] == (
         "sha256:7cc5cf78026ffff1200b3d9e10d0e97f9a80fc6d9ca68b3da8f4b19d2c3c97db"
     )
@@ -535,12 +535,12 @@ def pod(*images: str, init: tuple[str, ...] = ()) -> dict[str, Any]:
         ({"verb": "create", "requestObject": pod("nginx:1.27")}, "nginx", None),
         (
             {"verb": "create", "requestObject": pod("registry.local:5000/team/app")},
-            "registry.local:5000/team/app",
+            "team/app",
             None,
         ),
         (
             {"verb": "update", "requestObject": pod("registry.local:5000/app:v2@sha256:ab")},
-            "registry.local:5000/app",
+            "app",
             "sha256:ab",
         ),
         (
@@ -566,7 +566,7 @@ def pod(*images: str, init: tuple[str, ...] = ()) -> dict[str, Any]:
                 "objectRef": {"resource": "deployments", "apiGroup": "apps"},
                 "requestObject": {"spec": {"template": pod("ghcr.io/acme/api:1.4")}},
             },
-            "ghcr.io/acme/api",
+            "acme/api",
             None,
         ),
         (
