@@ -13,6 +13,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from detector.redact import redact
+
 UserType = Literal["human", "bot", "service_account", "token"]
 Outcome = Literal["success", "failure", "unknown"]
 
@@ -81,11 +83,14 @@ class Event(BaseModel):
         return format_timestamp(value)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape: dotted keys, absent values left out."""
+        """The JSON shape: dotted keys, absent values left out. Unredacted: for matching."""
         return self.model_dump(by_alias=True, exclude_none=True)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        """The JSON to write out: secrets in `raw` are redacted."""
+        shape = self.to_dict()
+        shape["raw"] = redact(self.raw)
+        return orjson.dumps(shape)
 
 
 def json_schema() -> dict[str, Any]:

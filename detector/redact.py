@@ -1,0 +1,86 @@
+"""Redaction of secrets in what the engine emits.
+
+Audit records can carry credentials: a Kubernetes `Secret` written at `Request` level
+holds its data, CloudTrail returns session credentials, a leaked token shows up in a
+message. Matching sees records as they are; everything written out (normalized events,
+logs) goes through `redact` first. A redacted value becomes `[REDACTED]`: not even a
+hash is kept, since a hash of a short secret gives it away to a dictionary.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: Values that are secrets whatever key they sit under.
+_TOKEN_PATTERNS = re.compile(
+    "|".join(
+        [
+            r"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
+            r"github_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained PATs
+            r"gl(?:pat|dt|rt|cbt|ptt|ft|imt|oas|soat|ffct|agent)-[A-Za-z0-9_\-]{20,}",  # GitLab
+            r"xox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
+            r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWTs
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+        ]
+    )
+)
+#: Keys whose values are secrets (compared lower-cased, without `_` and `-`). AWS secret
+#: keys have no recognisable shape (40 characters of base64, like many hashes), so they
+#: are caught by their key name.
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "clientsecret",
+        "secretaccesskey",
+        "sessiontoken",
+        "privatekey",
+        "accesstoken",
+        "refreshtoken",
+        "apikey",
+        "authorization",
+        "webidentitytoken",
+        "token",
+    }
+)
+
+
+REDACTED = "[REDACTED]"
+#: Keys of a Kubernetes `Secret` object that hold its values.
+_SECRET_DATA = ("data", "stringData")
+
+
+def redact_text(value: str) -> str:
+    """`value` with every token-like substring masked."""
+    return _TOKEN_PATTERNS.sub(REDACTED, value)
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON value with secrets masked; the input is not changed."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if isinstance(value, dict):
+        secret_object = value.get("kind") == "Secret"
+        result: dict[Any, Any] = {}
+        for key, item in value.items():
+            normalized = str(key).lower().replace("_", "").replace("-", "")
+            if (
+                normalized in _SECRET_KEYS or (secret_object and key in ("data", "stringData"))
+            ) and (item not in (None, "", {}, [])):
+                result[key] = _mask_any(item)
+            else:
+                result[key] = redact(item)
+        return result
+    return value
+
+
+def _mask_any(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _mask_any(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_any(item) for item in value]
+    return REDACTED

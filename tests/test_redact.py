@@ -1,0 +1,70 @@
+"""Secrets never leave the engine: what it writes out is redacted, what it matches is not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detector.events import Event
+from detector.redact import REDACTED, redact, redact_text
+
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+GITLAB_TOKEN = "glpat-" + "x" * 20
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm8vciJ9.c2lnbmF0dXJlLXZhbHVl"
+
+
+def test_token_shaped_values_are_masked_inside_text() -> None:
+    text = f"push with {GITHUB_TOKEN} and {GITLAB_TOKEN}, bearer {JWT}"
+    assert redact_text(text) == f"push with {REDACTED} and {REDACTED}, bearer {REDACTED}"
+
+
+def test_private_keys_are_masked() -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----"
+    assert redact_text(f"key: {key}") == f"key: {REDACTED}"
+
+
+def test_secret_keys_and_kubernetes_secret_data_are_masked() -> None:
+    record = {
+        "requestObject": {"kind": "Secret", "data": {"password": "c2VjcmV0"}, "type": "Opaque"},
+        "responseElements": {
+            "credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": "IQoJb3JpZ2lu"}
+        },
+        "token_id": 555,
+        "hashed_token": "E8Fzcgs3TQXqhrKKC/qNR+2XZnaK3ykQBSAt1kPMiJs=",
+        "token": "",
+    }
+    assert redact(record) == {
+        "requestObject": {"kind": "Secret", "data": {"password": REDACTED}, "type": "Opaque"},
+        "responseElements": {
+            "credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": REDACTED}
+        },
+        "token_id": 555,
+        "hashed_token": "E8Fzcgs3TQXqhrKKC/qNR+2XZnaK3ykQBSAt1kPMiJs=",
+        "token": "",
+    }
+
+
+def test_events_are_written_redacted_but_matched_as_they_are() -> None:
+    raw = {"message": f"leaked {GITHUB_TOKEN}"}
+    event = Event(
+        timestamp=datetime(2025, 1, 1, tzinfo=UTC), event_id="1", event_source="x", raw=raw
+    )
+    assert orjson.loads(event.to_json())["raw"] == {"message": f"leaked {REDACTED}"}
+    assert event.to_dict()["raw"] == raw
+    assert raw == {"message": f"leaked {GITHUB_TOKEN}"}  # the input is not changed
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(value=json_values, secret=st.sampled_from([GITHUB_TOKEN, GITLAB_TOKEN, JWT]))
+def test_a_token_anywhere_never_survives(value: object, secret: str) -> None:
+    wrapped = {"outer": [value, {"note": f"x{secret}y"}]}
+    assert secret not in orjson.dumps(redact(wrapped)).decode()
