@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 # Epoch values above this are milliseconds, not seconds (year 5138 in seconds).
@@ -58,7 +58,13 @@ def from_iso(value: Any, default_tz: tzinfo | None = None) -> datetime:
 
 
 def from_any(value: Any, default_tz: tzinfo | None = None) -> datetime:
-    """Epoch number (s or ms by magnitude), or ISO text, or numeric text."""
+    """Epoch number (s or ms by magnitude), ISO text, numeric text, or a Java `Instant`
+    object `{"epochSecond": s, "nano": n}` (as Bitbucket's audit log writes it)."""
+    if isinstance(value, dict) and "epochSecond" in value:
+        seconds, nanos = value.get("epochSecond"), value.get("nano", 0)
+        if not (isinstance(seconds, int) and isinstance(nanos, int)) or isinstance(seconds, bool):
+            raise TimestampError(f"bad epochSecond/nano object: {value!r}")
+        return from_epoch(seconds, "s") + timedelta(microseconds=nanos // 1000)
     if isinstance(value, str):
         stripped = value.strip()
         if stripped.isascii() and stripped.lstrip("-").replace(".", "", 1).isdigit():

@@ -5,7 +5,8 @@ optionally a service) matches the *raw* record of the sources with that Sigma
 logsource, under the vendor's own field names, so SigmaHQ rules run unchanged. A rule
 with `product: cicd` matches the *normalized* event; its optional `service` names one
 `event.source`. A rule never sees events of another logsource, and rules with a
-`category` match no audit source.
+`category` other than `application` (SigmaHQ's category for application logs) match no
+audit source.
 
 The index narrows each route further: per route it picks the field that most rules
 pin to plain values (GitHub's `action`, Kubernetes' `verb`...), and an event is checked
@@ -134,10 +135,14 @@ class RuleRouter:
         return {source: index.discriminator for source, index in self.raw.items()}
 
 
+#: Categories every audit source satisfies: SigmaHQ files audit rules under `application`.
+_AUDIT_CATEGORIES = (None, "application")
+
+
 def _serves(rule: CompiledRule, route: SourceRoute) -> bool:
     logsource = rule.logsource
     return (
-        logsource.category is None
+        logsource.category in _AUDIT_CATEGORIES
         and logsource.product == route.product
         and logsource.service in (None, route.service)
     )
@@ -146,7 +151,7 @@ def _serves(rule: CompiledRule, route: SourceRoute) -> bool:
 def _serves_normalized(rule: CompiledRule, source: str) -> bool:
     logsource = rule.logsource
     return (
-        logsource.category is None
+        logsource.category in _AUDIT_CATEGORIES
         and logsource.product == NORMALIZED_PRODUCT
         and logsource.service in (None, source)
     )
