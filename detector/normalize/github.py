@@ -88,6 +88,7 @@ ACTION_CLASSES: Final[Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "protected_branch.policy_override": (("api",), ("allowed",)),
     "secret_scanning_push_protection.bypass": (("api",), ("allowed",)),
     "user.login": (("authentication",), ("start",)),
+    "org.recovery_code_used": (("authentication",), ("start",)),
     "user.failed_login": (("authentication",), ("start",)),
     "user.logout": (("authentication",), ("end",)),
     "workflows.created_workflow_run": (("process",), ("start",)),
@@ -282,7 +283,11 @@ def classify(action: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if membership:
         category = "iam"
     allowed = ECS_TYPES_BY_CATEGORY[category]
-    verb_type = next((VERB_TYPES[word] for word in words if word in VERB_TYPES), "change")
+    # The verb leads (`create_actions_secret`) or trails (`access_granted`); words in
+    # between are objects (`enable_for_installed_apps` installs nothing).
+    verb_type = next(
+        (VERB_TYPES[word] for word in (words[0], words[-1]) if word in VERB_TYPES), "change"
+    )
     types: list[str] = []
     if prefix == "team":
         types.append("group")

@@ -292,6 +292,10 @@ def _action(fields: _Fields) -> str | None:
 def _outcome(action: str | None, fields: _Fields) -> Outcome | None:
     if action is not None and "_failed" in action:
         return "failure"
+    # GitLab records a refused token creation under the success type, saying so in words.
+    message = fields.text("custom_message") or ""
+    if message.startswith("Attempted to create") and "but failed" in message:
+        return "failure"
     if action == "ip_restricted_group_accessed":
         allowed = fields.get("allowed")
         if isinstance(allowed, bool):

@@ -698,3 +698,17 @@ def test_any_record_gives_a_bool_and_an_event_or_a_normalization_error(
     except NormalizationError:
         return
     assert orjson.loads(event.to_json())["event.source"] == "github"
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        ("ip_allow_list.enable_for_installed_apps", (("configuration",), ("change",))),
+        ("personal_access_token.access_granted", (("iam",), ("creation",))),
+        ("org.recovery_code_used", (("authentication",), ("start",))),
+    ],
+)
+def test_the_verb_is_the_leading_or_trailing_word(
+    action: str, expected: tuple[tuple[str, ...], tuple[str, ...]]
+) -> None:
+    assert classify(action) == expected

@@ -724,3 +724,18 @@ def test_arbitrary_details_of_a_valid_event(record: dict[str, Any]) -> None:
 def test_any_field_of_a_fixture_replaced(key: str, value: Any) -> None:
     for record in (_by_id(STREAM, "48213"), _by_id(API, 1)):
         _check({**record, key: value})
+
+
+def test_a_refused_token_creation_is_a_failure() -> None:
+    record = {
+        "id": "9",
+        "author_id": 17,
+        "entity_id": 17,
+        "entity_type": "User",
+        "event_type": "personal_access_token_created",
+        "created_at": "2025-02-11T09:14:02.331Z",
+        "details": {
+            "custom_message": "Attempted to create personal access token but failed with message: x"
+        },
+    }
+    assert GitLabAuditNormalizer().normalize(record).event_outcome == "failure"
