@@ -359,3 +359,11 @@ def test_rule_with_parse_errors_is_not_compiled() -> None:
     rule = SigmaRule.from_dict(document, collect_errors=True)
     with pytest.raises(RuleCompileError, match="Unknown modifier 'nope'"):
         compile_rule(rule)
+
+
+def test_base64offset_of_non_ascii_text_uses_byte_offsets(detection: Compile) -> None:
+    rule = detection("{sel: {f|base64offset|contains: 'naïve'}, condition: sel}")
+    for prefix in (b"", b"a", b"ab"):
+        encoded = base64.b64encode(prefix + "naïve".encode() + b"!").decode()
+        assert rule.matches({"f": encoded})
+    assert not rule.matches({"f": "xyz"})

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import random
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sigma.backends.sqlite.sqlite import sqliteBackend
 from sigma.rule import SigmaDetection, SigmaRule
 from sigma.types import SigmaNumber, SigmaString, SigmaType, SpecialChars
 
 from detector.rules import CompiledRule, load_rules
+from tests.rules.differential_sqlite import backend, matching_rows, row_query, sqlite_table
 
 RULES = Path(__file__).parents[2] / ".." / "shared" / "sigmahq" / "rules" / "windows"
 RULES = RULES / "process_creation"
@@ -65,21 +64,6 @@ def records_for(rules: list[CompiledRule]) -> list[dict[str, Any]]:
     return records
 
 
-def sqlite_table(records: list[dict[str, Any]], fields: list[str]) -> sqlite3.Connection:
-    database = sqlite3.connect(":memory:")
-    database.create_function(
-        "REGEXP", 2, lambda pattern, value: value is not None and bool(re.search(pattern, value))
-    )
-    columns = "".join(f", `{name}` TEXT COLLATE NOCASE" for name in fields)
-    database.execute(f"CREATE TABLE logs (rid INTEGER{columns})")
-    for number, record in enumerate(records):
-        names = "".join(f", `{name}`" for name in record)
-        marks = ", ?" * len(record)
-        values = [str(value) for value in record.values()]
-        database.execute(f"INSERT INTO logs (rid{names}) VALUES (?{marks})", [number, *values])
-    return database
-
-
 @pytest.mark.shared
 def test_process_creation_rules_agree_with_the_sqlite_backend() -> None:
     if not RULES.is_dir():
@@ -90,7 +74,7 @@ def test_process_creation_rules_agree_with_the_sqlite_backend() -> None:
     assert all(re.fullmatch(r"\w+", name) for name in fields)
     assert len({name.lower() for name in fields}) == len(fields)
     database = sqlite_table(records, fields)
-    backend = sqliteBackend()  # type: ignore[no-untyped-call]
+    converter = backend()
 
     disagreements = []
     compared = 0
@@ -99,9 +83,7 @@ def test_process_creation_rules_agree_with_the_sqlite_backend() -> None:
         if rule.keyword_search:
             continue
         source = SigmaRule.from_yaml(rule.source.read_text())
-        query = backend.convert_rule(source)[0]  # type: ignore[no-untyped-call]
-        query = query.replace("SELECT * FROM <TABLE_NAME>", "SELECT rid FROM logs")
-        expected = {row[0] for row in database.execute(query)}
+        expected = matching_rows(database, row_query(source, converter))
         actual = {n for n, record in enumerate(records) if rule.matches(record)}
         compared += 1
         if actual != expected:

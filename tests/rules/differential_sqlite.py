@@ -1,0 +1,76 @@
+"""The SQLite side of the differential tests: records as rows of a table, Sigma rules
+converted by pySigma's SQLite backend into queries over it.
+
+The table is built the way Zircolite builds its own: one column per field, `COLLATE NOCASE`
+(Sigma strings are case-insensitive), JSON booleans as the text `true`/`false`, a missing
+field and a null both NULL. Columns have TEXT affinity, or NUMERIC for rules that compare
+numbers (with TEXT affinity SQLite would compare `f < 5` as text).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sigma.backends.sqlite.sqlite import sqliteBackend
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import ValueListPlaceholderTransformation
+from sigma.rule import SigmaRule
+
+TABLE = "logs"
+
+
+def backend(placeholders: Mapping[str, Sequence[str]] | None = None) -> Any:
+    """The SQLite backend; placeholders are expanded by pySigma's value-list transformation."""
+    if not placeholders:
+        return sqliteBackend(table=TABLE)  # type: ignore[no-untyped-call]
+    pipeline = ProcessingPipeline(
+        items=[ProcessingItem(ValueListPlaceholderTransformation())],
+        vars={name: list(values) for name, values in placeholders.items()},
+    )
+    return sqliteBackend(processing_pipeline=pipeline, table=TABLE)  # type: ignore[no-untyped-call]
+
+
+def row_query(rule: SigmaRule, converter: Any) -> str:
+    """The rule's query, selecting the row numbers of the matching records (a rule with a
+    list of conditions has a query per condition: their union)."""
+    prefix = f"SELECT * FROM {TABLE} WHERE "
+    selects = []
+    for query in converter.convert_rule(rule):
+        assert query.startswith(prefix), query
+        selects.append(f"SELECT rid FROM {TABLE} WHERE " + query.removeprefix(prefix))
+    return " UNION ".join(selects)
+
+
+def column_value(value: Any) -> str | None:
+    """A scalar JSON value as the table stores it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def sqlite_table(
+    records: Sequence[Mapping[str, Any]], fields: Iterable[str], numeric: bool = False
+) -> sqlite3.Connection:
+    """An in-memory table `logs` with a row `rid` per record (its index) and the fields."""
+    database = sqlite3.connect(":memory:")
+    database.create_function(
+        "REGEXP", 2, lambda pattern, value: value is not None and bool(re.search(pattern, value))
+    )
+    affinity = "NUMERIC" if numeric else "TEXT"
+    columns = "".join(f", `{name}` {affinity} COLLATE NOCASE" for name in fields)
+    database.execute(f"CREATE TABLE {TABLE} (rid INTEGER{columns})")
+    for number, record in enumerate(records):
+        names = "".join(f", `{name}`" for name in record)
+        marks = ", ?" * len(record)
+        values = [column_value(value) for value in record.values()]
+        database.execute(f"INSERT INTO {TABLE} (rid{names}) VALUES (?{marks})", [number, *values])
+    return database
+
+
+def matching_rows(database: sqlite3.Connection, query: str) -> set[int]:
+    return {row[0] for row in database.execute(query)}
