@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck unit demo schemas
+.PHONY: install test lint typecheck rules unit demo schemas
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,16 @@ lint:
 typecheck:
 	$(BIN)/mypy detector
 
+# The shipped rule pack: every rule loads, and every rule passes its own tests.
+rules:
+	$(BIN)/detector rules lint rules
+	$(BIN)/detector rules test rules
+
 unit:
 	$(BIN)/pytest
 
-# What CI runs: lint, types, then every test.
-test: lint typecheck unit
+# What CI runs: lint, types, the rule pack, then every test.
+test: lint typecheck rules unit
 
 demo:
 	$(BIN)/detector normalize samples/
