@@ -28,7 +28,9 @@ Mapping choices, per message shape of the plugin:
 - `resource.kind` `job` is any item (job, pipeline, folder) under its full name
   (`folder/job`), read from `job/` URL segments, a `createItem` name, a queue task URL, a
   credentials run id (`folder/job#12`) or a completed build's display name (`folder »
-  job #12`); `node` is an agent (`/computer/<name>/`, credentials used by a node).
+  job #12`); `node` is an agent (`/computer/<name>/`, `/computer/createItem (<name>)`,
+  credentials used by a node); `credential` is a credential the request changes
+  (`.../credential/<id>/...`). Management pages under `/manage/` read as without it.
 - `event.outcome` is set only where the message says it: builds, logins, credentials
   (a logged use is a use). A request is logged whatever its response, so it has none.
 - `event.id` is a hash of the raw record (the plugin writes no id).
@@ -269,8 +271,17 @@ def _request(message: str) -> _Parsed | None:
 def _request_target(
     segments: list[str], keyword: str | None, extra: str | None
 ) -> tuple[str | None, str | None]:
-    """The item or node a request acts on (see the module docstring)."""
+    """The item, node or credential a request acts on (see the module docstring)."""
+    if segments[:1] == ["manage"]:  # newer Jenkins serves the management pages under /manage
+        segments = segments[1:]
     jobs = _job_names(segments)
+    if segments[:1] == ["computer"]:
+        if keyword == "createItem" and extra:  # /computer/createItem (name) creates an agent
+            return "node", extra
+        if len(segments) > 1 and segments[1] not in ("createItem", "doCreateItem"):
+            return "node", unquote(segments[1])
+    if "credential" in segments[:-1]:
+        return "credential", unquote(segments[segments.index("credential") + 1])
     if keyword == "createItem" and extra:
         return "job", "/".join([*jobs, extra])
     if jobs:
@@ -278,8 +289,6 @@ def _request_target(
     queued = _job_names(extra.split("/")) if extra else []
     if queued:
         return "job", "/".join(queued)
-    if len(segments) > 1 and segments[0] == "computer":
-        return "node", unquote(segments[1])
     return None, None
 
 

@@ -836,3 +836,26 @@ def test_arbitrary_dicts_never_break_the_normalizer(record: dict[str, Any]) -> N
 )
 def test_record_like_dicts_never_break_the_normalizer(record: dict[str, Any], zone: Any) -> None:
     check_robust(JenkinsAuditNormalizer(zone), record)
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind", "name"),
+    [
+        ("/computer/createItem (build-agent-7)", "node", "build-agent-7"),
+        ("/manage/computer/agent-3/configSubmit", "node", "agent-3"),
+        (
+            "/manage/credentials/store/system/domain/_/credential/aws-prod/doDelete",
+            "credential",
+            "aws-prod",
+        ),
+        ("/job/deploy-prod/configSubmit", "job", "deploy-prod"),
+    ],
+)
+def test_requests_name_the_node_credential_or_job_they_change(
+    uri: str, kind: str, name: str
+) -> None:
+    normalizer = JenkinsAuditNormalizer()
+    record = normalizer.parse_text(f"Mar 4, 2025 6:23:02,004 AM {uri} by mallory from 203.0.113.9")
+    assert record is not None
+    event = normalizer.normalize(record)
+    assert (event.resource_kind, event.resource_name) == (kind, name)
