@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from detector.events import Event, format_timestamp
+from detector.redact import redact
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 SCHEMA_ID = "https://detector.invalid/schemas/detection.schema.json"
@@ -99,7 +100,8 @@ class Detection(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        """The JSON to write out; a token quoted in a message or a name is redacted."""
+        return orjson.dumps(redact(self.to_dict()))
 
 
 def detection_id(*parts: str) -> str:

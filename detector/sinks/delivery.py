@@ -1,0 +1,210 @@
+"""The delivery worker of one sink: from its outbox to its endpoint, until delivered or
+dead-lettered.
+
+One worker per sink, each its own asyncio task, so a slow or dead endpoint only delays
+its own sink; `enqueue` only writes the local outbox. One attempt runs at a time. After
+a retryable failure the sink pauses (jittered exponential backoff over its consecutive
+failures, or the endpoint's `Retry-After` when that is longer) and the failed detection
+moves behind the others, so one detection the endpoint keeps failing on does not hold
+up the rest. A rejection goes to the dead letters at once; so does every detection
+still pending `deadline` seconds after it was enqueued (the clock runs across
+restarts: the enqueue time is in the outbox).
+
+What a sink is handed is redacted first, like everything the engine writes out.
+
+`stop` takes no new attempt, lets the one in flight finish within a timeout (or cuts
+it off: it stays pending and is sent again after a restart), and closes the outbox
+with whatever is pending still in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import traceback
+from pathlib import Path
+from typing import Literal
+
+from detector.detections import Detection
+from detector.redact import redact
+from detector.sinks.base import Delivered, Outcome, Rejected, Retry, Sink
+from detector.sinks.deadletters import SinkDeadLetters
+from detector.sinks.metrics import SinkMetrics
+from detector.sinks.outbox import Outbox, Pending
+from detector.sinks.settings import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTERS = "deadletter.jsonl"
+
+
+def backoff(policy: RetryPolicy, failures: int, retry_after: float | None = None) -> float:
+    """Seconds before the next attempt after `failures` failures in a row: the exponential
+    step (capped) jittered into its upper half, or `retry_after` when that is longer."""
+    step = min(policy.cap, policy.base * 2.0 ** min(failures - 1, 64))
+    delay = random.uniform(step / 2, step)
+    return delay if retry_after is None else max(delay, retry_after)
+
+
+def redacted(detection: Detection) -> Detection:
+    """`detection` with secrets masked: its message, evidence and group quote the logs,
+    and what the engine writes out (outbox, endpoints, dead letters) is redacted."""
+    return Detection.model_validate(redact(detection.to_dict()))
+
+
+class DeliveryWorker:
+    """Delivers `sink`'s outbox in `directory` (created if needed)."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        directory: Path,
+        policy: RetryPolicy,
+        metrics: SinkMetrics,
+        remember: float,
+    ) -> None:
+        self.sink = sink
+        self.policy = policy
+        self.outbox = Outbox(directory, remember)
+        self.dead_letters = SinkDeadLetters(directory / DEAD_LETTERS)
+        self._metrics = metrics
+        self._failures = 0
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._show_depth()
+
+    @property
+    def name(self) -> str:
+        return self.sink.name
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def enqueue(self, detection: Detection) -> bool:
+        """Hand `detection` over (durable on return); False if this sink already has it.
+        Call it from the event loop's thread."""
+        if self._closed:
+            raise RuntimeError(f"sink {self.name} is stopped")
+        added = self.outbox.add(redacted(detection))
+        if added:
+            self._show_depth()
+            self._wake.set()
+        return added
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"sink {self.name}")
+            self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("sink %s stopped delivering: %s", self.name, self.sink.scrub(repr(error)))
+
+    async def stop(self, timeout: float) -> None:
+        """Stop after the attempt in flight, waiting at most `timeout` seconds for it."""
+        if self._closed:
+            return
+        self._stop.set()
+        self._wake.set()
+        try:
+            if self._task is not None:
+                done, _ = await asyncio.wait({self._task}, timeout=timeout)
+                if not done:
+                    log.warning("sink %s: attempt in flight cut off by the stop", self.name)
+                    self._task.cancel()
+                # A worker that failed has been logged by `_ended` already.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        finally:
+            self._closed = True
+            await self.sink.close()
+            self.outbox.close()
+            self.dead_letters.close()
+
+    async def _run(self) -> None:
+        while not self.stopping:
+            pending = self._next()
+            if pending is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            delay = self._settle(pending, await self._attempt(pending))
+            if delay is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _next(self) -> Pending | None:
+        """The next detection to try, after dead-lettering those past their deadline."""
+        for pending in self.outbox.enqueued_before(time.time() - self.policy.deadline):
+            self._dead_letter(pending, self._late(pending), "deadline")
+        return self.outbox.first()
+
+    def _late(self, pending: Pending) -> str:
+        return (
+            f"not delivered within the deadline of {self.policy.deadline:g}s"
+            f" ({pending.attempts} attempts; last error: {pending.last_error or 'none'})"
+        )
+
+    async def _attempt(self, pending: Pending) -> Outcome:
+        pending.attempts += 1
+        try:
+            return await asyncio.wait_for(self.sink.send(pending.detection), self.policy.timeout)
+        except TimeoutError:
+            return Retry(f"no answer within {self.policy.timeout:g}s")
+        except Exception as exc:  # a faulty sink must not end deliveries; retried like a failure
+            reason = self.sink.scrub(f"{type(exc).__name__}: {exc}")
+            # The frames without the message, which the sink's secrets could be part of.
+            trace = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("sink %s: sending failed unexpectedly: %s\n%s", self.name, reason, trace)
+            return Retry(reason)
+
+    def _settle(self, pending: Pending, outcome: Outcome) -> float | None:
+        """Record `outcome`; the pause before the next attempt, if any."""
+        if isinstance(outcome, Delivered):
+            self._failures = 0
+            self.outbox.settle(pending.id, "delivered")
+            self._metrics.deliveries.labels(self.name).inc()
+            self._show_depth()
+            log.debug("sink %s: delivered %s", self.name, pending.id)
+            return None
+        self._metrics.failures.labels(self.name).inc()
+        if isinstance(outcome, Rejected):
+            self._failures = 0
+            self._dead_letter(pending, outcome.reason, "rejected")
+            return None
+        pending.last_error = outcome.reason
+        if pending.enqueued_at < time.time() - self.policy.deadline:
+            self._dead_letter(pending, self._late(pending), "deadline")
+            return None
+        self._failures += 1
+        delay = backoff(self.policy, self._failures, outcome.after)
+        self.outbox.to_back(pending.id)
+        self._metrics.retries.labels(self.name).inc()
+        log.warning(
+            "sink %s: attempt %d for %s failed (%s); next attempt in %.2fs",
+            self.name,
+            pending.attempts,
+            pending.id,
+            outcome.reason,
+            delay,
+        )
+        return delay
+
+    def _dead_letter(
+        self, pending: Pending, reason: str, kind: Literal["rejected", "deadline"]
+    ) -> None:
+        self.dead_letters.write(self.name, pending, reason, time.time())
+        self.outbox.settle(pending.id, "dead_letter")
+        self._metrics.dead_letters.labels(self.name, kind).inc()
+        self._show_depth()
+        log.error("sink %s: %s dead-lettered: %s", self.name, pending.id, reason)
+
+    def _show_depth(self) -> None:
+        self._metrics.outbox_depth.labels(self.name).set(len(self.outbox))

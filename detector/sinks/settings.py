@@ -1,0 +1,168 @@
+"""Configuration of the alert sinks (the `sinks:` section).
+
+Secrets (a webhook signing key, a PagerDuty routing key, a Slack webhook URL, which is
+itself the credential) are never written in the configuration: it names the environment
+variable or the file that holds each one, and they are read when the sinks are built.
+
+```yaml
+sinks:
+  outbox_dir: /var/lib/detector/outbox
+  outputs:
+    - {name: siem, type: file, path: /var/log/detector/detections.jsonl}
+    - name: hooks
+      type: webhook
+      url: https://alerts.example.com/detector
+      secret: {env: DETECTOR_WEBHOOK_SECRET}      # whsec_…
+    - {name: chat, type: slack, webhook_url: {file: /run/secrets/slack-url}}
+    - name: oncall
+      type: pagerduty
+      routing_key: {env: PAGERDUTY_ROUTING_KEY}
+      retry: {base: 2, cap: 300, deadline: 86400}
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+
+class SecretError(ValueError):
+    """A secret that cannot be read; the message names where it was looked for, never a
+    value."""
+
+
+class SecretRef(BaseModel):
+    """Where a secret is: an environment variable or a file (one line, trimmed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env` (a variable name) or `file` (a path)")
+        return self
+
+    def where(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def read(self) -> str:
+        if self.file is not None:
+            try:
+                value = self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SecretError(
+                    f"cannot read the secret file {self.file}: {exc.strerror}"
+                ) from None
+            except UnicodeDecodeError:
+                raise SecretError(f"the secret file {self.file} is not UTF-8 text") from None
+        else:
+            value = os.environ.get(str(self.env), "").strip()
+        if not value:
+            raise SecretError(f"the {self.where()} is empty or not set")
+        return value
+
+
+class RetryPolicy(BaseModel):
+    """How a sink retries (seconds): jittered exponential backoff from `base` up to `cap`;
+    after `deadline` since a detection was enqueued, it goes to the dead letters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: float = Field(default=1.0, gt=0, description="First retry delay.")
+    cap: float = Field(default=300.0, gt=0, description="Longest delay between attempts.")
+    deadline: float = Field(default=86_400.0, gt=0, description="Give up after this long.")
+    timeout: float = Field(default=15.0, gt=0, description="One attempt's time limit.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryPolicy:
+        if self.cap < self.base:
+            raise ValueError("`cap` must not be below `base`")
+        return self
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Names the outbox directory and the `sink` metrics label.",
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class StdoutOutput(_Output):
+    """Detections as JSON lines on standard output."""
+
+    type: Literal["stdout"]
+
+
+class FileOutput(_Output):
+    """Detections appended as JSON lines to a file."""
+
+    type: Literal["file"]
+    path: Path
+
+
+class WebhookOutput(_Output):
+    """The detection JSON POSTed to `url`, signed the Standard Webhooks way."""
+
+    type: Literal["webhook"]
+    url: HttpUrl
+    secret: SecretRef = Field(description="The signing secret, `whsec_` and base64.")
+
+
+class SlackOutput(_Output):
+    """A readable message through a Slack incoming webhook."""
+
+    type: Literal["slack"]
+    webhook_url: SecretRef = Field(description="The incoming-webhook URL: it is the credential.")
+    replay_command: str = Field(
+        default="detector replay <logs>",
+        description="Start of the replay hint in each message; `--since <time>` is appended.",
+    )
+
+
+class PagerDutyOutput(_Output):
+    """A PagerDuty Events API v2 trigger per detection."""
+
+    type: Literal["pagerduty"]
+    url: HttpUrl = HttpUrl("https://events.pagerduty.com/v2/enqueue")
+    routing_key: SecretRef = Field(description="The integration key of the service.")
+
+
+OutputSettings = Annotated[
+    StdoutOutput | FileOutput | WebhookOutput | SlackOutput | PagerDutyOutput,
+    Field(discriminator="type"),
+]
+
+
+class SinksSettings(BaseModel):
+    """Every output, and where their outboxes live (`<outbox_dir>/<name>/`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    outbox_dir: Path = Path("detector-outbox")
+    remember: float = Field(
+        default=30 * 86_400.0,
+        gt=0,
+        description="Seconds a settled detection id is remembered, so it is not sent twice.",
+    )
+    stop_timeout: float = Field(
+        default=10.0, ge=0, description="Seconds a stop waits for attempts in flight."
+    )
+    outputs: list[OutputSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SinksSettings:
+        names = [output.name for output in self.outputs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"output names must be unique: {', '.join(duplicates)}")
+        return self
