@@ -17,22 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
 from detector.config import SourcesSettings
-from detector.deadletter import DeadLetter
 from detector.events import Event
-from detector.normalize import NormalizeStage, SourceRegistry
+from detector.normalize import SourceRegistry
 from detector.normalize.base import content_id
 from detector.normalize.builtin import build_registry
 from detector.normalize.declared import DeclaredSource
 from detector.rules import load_rules
 from detector.rules.compiled import CompiledRule
 from detector.rules.routing import RuleRouter
-from detector.rules.ruletests import run_tests
-from detector.sources.records import RawRecord
+from detector.rules.ruletests import read_tests, run_tests
 
 pytestmark = pytest.mark.shared
 
@@ -121,13 +118,13 @@ def _spec(file: Path) -> dict[str, Any]:
     return spec
 
 
-def _events(spec: dict[str, Any], key: str, registry: SourceRegistry) -> Iterator[Event]:
-    """The normalized events of the `match` or `no_match` records of a test file."""
-    stage = NormalizeStage(registry, spec.get("source"))
-    for index, record in enumerate(spec.get(key) or []):
-        for result in stage.process(RawRecord(orjson.dumps(record), f"{key}#{index}")):
-            assert not isinstance(result, DeadLetter), result.reason
-            yield result
+def _events(file: Path, suite: Suite, expected: bool) -> Iterator[Event]:
+    """The normalized events of the `match` (True) or `no_match` records of a test file."""
+    [test] = read_tests([file], suite.rules, suite.registry)
+    for case in test.cases:
+        if case.expected is expected:
+            assert not case.error, case.error
+            yield from case.events
 
 
 def test_every_rule_has_a_test_with_a_match_and_a_near_miss(suite: Suite) -> None:
@@ -165,7 +162,7 @@ def test_rule_fires_on_its_events_and_not_on_its_near_misses(suite: Suite, file:
         f"{rule_id} fires now: remove it from KNOWN_FAILURES"
     )
     rule = suite.rule(rule_id)
-    direct = [rule.matches(event.raw) for event in _events(spec, "match", suite.registry)]
+    direct = [rule.matches(event.raw) for event in _events(file, suite, True)]
     assert direct == [False] * len(direct)
 
 
@@ -176,7 +173,7 @@ def test_no_rule_fires_on_another_rules_near_miss(suite: Suite) -> None:
     fired: set[tuple[str, str]] = set()
     for file in TEST_FILES:
         spec = _spec(file)
-        for event in _events(spec, "no_match", suite.registry):
+        for event in _events(file, suite, False):
             same_product = [
                 r
                 for r in suite.rules
@@ -194,7 +191,7 @@ def test_no_rule_fires_on_another_rules_near_miss(suite: Suite) -> None:
 
 def test_bitbucket_events_carry_the_audit_file_time_and_a_content_id(suite: Suite) -> None:
     file = HERE / "bitbucket" / "bitbucket_audit_user_login_failure_detected.tests.yml"
-    event = next(_events(_spec(file), "match", suite.registry))
+    event = next(_events(file, suite, True))
 
     assert event.event_source == "bitbucket"
     # {"epochSecond": 1638035612, "nano": 654000000}, a Java Instant, read to the microsecond.
