@@ -7,7 +7,13 @@ security-relevant ones are replayed as they are, with only a new id and time. Ev
 time increases from one record to the next, ids never repeat, and the output is
 written as it is produced (constant memory).
 
+`--benign` writes routine records only (no security-relevant template, registry writes
+by the CI identity, authenticated pulls), the traffic of an organization where nothing
+happens that a rule is meant to catch; `--hours` spreads the records over that much
+event time instead of the default ~216k records a day.
+
     python -m bench.generate --events 200000 --seed 1 --out /tmp/mix.jsonl
+    python -m bench.generate --events 200000 --benign --hours 24 --out /tmp/benign.jsonl
 """
 
 from __future__ import annotations
@@ -161,14 +167,28 @@ def like(original: Any, micros: int) -> Any:
 class Varier:
     """Fresh ids and times for every record, fresh values for routine ones."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(
+        self, rng: random.Random, until: datetime | None = None, benign: bool = False
+    ) -> None:
         self.rng = rng
         self.seq = 0
+        #: routine records made as a well-run organization makes them (see `generate`)
+        self.benign = benign
         #: event time of the record being made, in microseconds since the epoch
         self.now = int((START - EPOCH) / timedelta(microseconds=1))
+        #: where the last record's time should land, if the records span a set time
+        self.until = None if until is None else int((until - EPOCH) / timedelta(microseconds=1))
 
-    def tick(self) -> None:
-        self.now += 1000 + int(self.rng.expovariate(1 / MEAN_GAP_US))
+    def tick(self, remaining: int) -> None:
+        """Advance to the next record's time; `remaining` records are still to come.
+
+        With `until`, the mean gap is what is left over what remains, so the rounding of
+        times to their templates' precision does not push the last record past it.
+        """
+        mean: float = MEAN_GAP_US
+        if self.until is not None:
+            mean = max((self.until - self.now) / remaining - 1000, 1)
+        self.now += 1000 + int(self.rng.expovariate(1 / mean))
 
     def retime(self, record: dict[str, Any], fields: tuple[str, ...]) -> None:
         """Set the time fields to now, rounded up to their precision (time never goes back)."""
@@ -298,8 +318,13 @@ class Varier:
             target["digest"] = self.digest()
             if routine:
                 target["repository"], target["tag"] = name, tag
-                if isinstance(record.get("actor"), dict) and record["actor"]:
-                    record["actor"]["name"] = rng.choice(["ci-deployer", *PEOPLE])
+                actor = record.get("actor")
+                if self.benign:  # only the pipeline writes, and nobody pulls anonymously
+                    writer = "ci-deployer" if record.get("action") == "push" else None
+                    actor = record["actor"] = actor if isinstance(actor, dict) else {}
+                    actor["name"] = writer or rng.choice(["ci-deployer", *PEOPLE])
+                elif isinstance(actor, dict) and actor:
+                    actor["name"] = rng.choice(["ci-deployer", *PEOPLE])
         elif isinstance(data, dict):  # Harbor webhook: its id is a hash of the content
             namespace = rng.choice(ORGS)
             for resource in data.get("resources", []):
@@ -307,6 +332,8 @@ class Varier:
                 if routine:
                     resource["tag"] = tag
                     resource["resource_url"] = f"harbor.example.com/{namespace}/{name}:{tag}"
+            if routine and self.benign and record.get("type") == "PUSH_ARTIFACT":
+                record["operator"] = f"robot${namespace}+ci"  # only the pipeline writes
             repository = data.get("repository")
             if routine and isinstance(repository, dict):
                 repository |= {
@@ -348,19 +375,34 @@ VARY: dict[str, Vary] = {
 }
 
 
-def generate(out: Path, events: int, seed: int, fixtures: Path = FIXTURES) -> Counter[str]:
-    """Write `events` JSON lines to `out`; returns how many of each kind were written."""
+def generate(
+    out: Path,
+    events: int,
+    seed: int,
+    fixtures: Path = FIXTURES,
+    *,
+    benign: bool = False,
+    span: timedelta | None = None,
+) -> Counter[str]:
+    """Write `events` JSON lines to `out`; returns how many of each kind were written.
+
+    `benign` leaves the security-relevant templates out and makes the routine records the
+    way the threat model's controls say (DESIGN.md): images are written to the registry by
+    the CI identity only, and every pull is authenticated. `span` is the event time the
+    records are spread over from START (default: about MEAN_GAP_US apart).
+    """
     templates = load_templates(fixtures)
     rng = random.Random(seed)
-    varier = Varier(rng)
-    kinds, weights = list(MIX), list(MIX.values())
+    varier = Varier(rng, None if span is None else START + span, benign)
+    mix = {kind: share for kind, share in MIX.items() if not (benign and kind == "security")}
+    kinds, weights = list(mix), list(mix.values())
     counts: Counter[str] = Counter()
     with out.open("wb", buffering=1 << 20) as handle:
-        for _ in range(events):
+        for made in range(events):
             kind = rng.choices(kinds, weights)[0]
             template = rng.choice(templates[kind])
             record = template.copy()
-            varier.tick()
+            varier.tick(events - made)
             VARY[template.source](varier, record, kind != "security")
             handle.write(orjson.dumps(record) + b"\n")
             counts[kind] += 1
@@ -372,8 +414,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--benign", action="store_true", help="routine records only")
+    parser.add_argument("--hours", type=float, help="spread the records over this event time")
     args = parser.parse_args()
-    counts = generate(args.out, args.events, args.seed)
+    span = timedelta(hours=args.hours) if args.hours else None
+    counts = generate(args.out, args.events, args.seed, benign=args.benign, span=span)
     print(", ".join(f"{kind} {number}" for kind, number in counts.most_common()))
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
-import shlex
 import sys
 import tempfile
 import time
@@ -23,6 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.common import (
+    ROOT,
+    command,
+    machine,
+    record,
+)
 from bench.generate import generate
 from detector.config import SourcesSettings
 from detector.deadletter import DeadLetterFile
@@ -32,10 +36,8 @@ from detector.pipeline import RunCounts, SingleEventMatcher, normalized_events
 from detector.rules import LoadResult, load_rules
 from detector.rules.routing import RuleRouter
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED_RULES = ROOT.parent / "shared" / "sigmahq" / "rules"
 PROJECT_RULES = [ROOT / "rules", ROOT / "tests" / "fixtures" / "rules"]
-RESULTS = ROOT / "BENCHMARKS.md"
 
 
 @dataclass
@@ -77,16 +79,6 @@ def replay(data: Path, loaded: LoadResult, indexed: bool) -> Run:
     return Run(indexed, seconds, counts, peak)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def table(runs: list[Run], size: int) -> str:
     rows = [
         "| rule index | events | dead letters | detections | seconds | events/s | MB/s"
@@ -101,23 +93,6 @@ def table(runs: list[Run], size: int) -> str:
             f"| {run.peak_rss_mib:.0f} |"
         )
     return "\n".join(rows)
-
-
-def command() -> str:
-    python = Path(sys.executable)
-    shown = python.relative_to(Path.cwd()) if python.is_relative_to(Path.cwd()) else python
-    return shlex.join([str(shown), "-m", "bench.replay_throughput", *sys.argv[1:]])
-
-
-def record(report: str) -> None:
-    """Append the dated section to BENCHMARKS.md (created with its heading if absent)."""
-    if not RESULTS.exists():
-        RESULTS.write_text(
-            "# Benchmarks\n\nMeasurements appended by the scripts in bench/, newest last.\n",
-            encoding="utf-8",
-        )
-    with RESULTS.open("a", encoding="utf-8") as handle:
-        handle.write(f"\n{report}\n")
 
 
 def main() -> None:
@@ -155,9 +130,8 @@ def main() -> None:
         [
             f"## Replay throughput, {now:%Y-%m-%d %H:%M} UTC",
             "",
-            f"- machine: {cpu_model()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()} ({platform.system()} {platform.release()})",
-            f"- command: `{command()}`",
+            machine(),
+            f"- command: `{command('bench.replay_throughput')}`",
             f"- input: {on.counts.read:,} generated events, {size / 1e6:.1f} MB of JSON lines "
             f"(seed {args.seed}); by source {dict(on.counts.by_source.most_common())}",
             f"- rules: {len(loaded.rules)} loaded ({len(loaded.errors)} rejected), {routed} "

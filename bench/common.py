@@ -1,0 +1,48 @@
+"""What every benchmark script shares: the machine line, the command line and the record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "BENCHMARKS.md"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    """`- machine: ...` for a BENCHMARKS.md section."""
+    return (
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()} ({platform.system()} {platform.release()})"
+    )
+
+
+def command(module: str) -> str:
+    """The command that ran this benchmark, as a reader would type it."""
+    python = Path(sys.executable)
+    shown = python.relative_to(Path.cwd()) if python.is_relative_to(Path.cwd()) else python
+    return shlex.join([str(shown), "-m", module, *sys.argv[1:]])
+
+
+def record(report: str) -> None:
+    """Append the dated section to BENCHMARKS.md (created with its heading if absent)."""
+    if not RESULTS.exists():
+        RESULTS.write_text(
+            "# Benchmarks\n\nMeasurements appended by the scripts in bench/, newest last.\n",
+            encoding="utf-8",
+        )
+    with RESULTS.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n{report}\n")
