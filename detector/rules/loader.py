@@ -6,6 +6,11 @@ a file may hold several YAML documents (rule collections with `action: global` /
 `repeat` / `reset` are handled by pySigma). Correlation rules are kept aside unresolved
 (their references are resolved by the correlation engine); Sigma filters are compiled
 and applied to the rules they name.
+
+pySigma knows neither the correlation types this engine adds (`EXTENSION_CORRELATION_TYPES`)
+nor conditions with several operators (ranges, which the specification allows). Such a
+correlation is shown to pySigma in a standard shape, so that it validates everything else,
+and `correlation_section` gives the section as written.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ from detector.rules.errors import RuleCompileError, error_reason
 from detector.rules.placeholders import Placeholders
 
 RULE_SUFFIXES = (".yml", ".yaml")
+#: Correlation types beyond the Sigma specification, read by `detector.correlate`.
+EXTENSION_CORRELATION_TYPES = frozenset({"first_seen", "absence"})
+_CONDITION_OPERATORS = ("gt", "gte", "lt", "lte", "eq", "neq")
+#: Custom attribute holding a correlation section pySigma was shown in standard shape.
+_ORIGINAL_SECTION = "x-detector-correlation"
 #: Rule test files (`<rule>.tests.yml`) live beside the rules and are not rules.
 RULE_TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
 
@@ -155,6 +165,7 @@ def _parse_file(path: Path, errors: list[RuleError]) -> list[SigmaRuleBase]:
     except Exception as exc:  # YAMLError, or a value the YAML constructors reject
         errors.append(RuleError(path, None, None, "yaml", " ".join(str(exc).split())))
 
+    documents = [_sigma_view(document) for document in documents]
     location = SigmaRuleLocation(path)
     try:
         collection = _collection(documents, location)
@@ -178,6 +189,36 @@ def _parse_file(path: Path, errors: list[RuleError]) -> list[SigmaRuleBase]:
         return _without_errors(path, items, [], errors)
     items = [*collection.rules, *collection.filters]
     return _without_errors(path, items, collection.errors, errors)
+
+
+def correlation_section(rule: SigmaCorrelationRule) -> dict[str, Any]:
+    """The `correlation` section of a loaded correlation rule as its file wrote it."""
+    section = rule.custom_attributes.get(
+        _ORIGINAL_SECTION, rule.custom_attributes.get("correlation")
+    )
+    return section if isinstance(section, dict) else {}
+
+
+def _sigma_view(document: dict[str, Any]) -> dict[str, Any]:
+    """The document in a shape pySigma parses: extension types as `event_count`, a range
+    condition as its first operator; the original section is kept as a custom attribute."""
+    section = document.get("correlation")
+    if not isinstance(section, dict):
+        return document
+    kind = section.get("type")
+    extension = isinstance(kind, str) and kind in EXTENSION_CORRELATION_TYPES
+    condition = section.get("condition")
+    condition = condition if isinstance(condition, dict) else {}
+    operators = [key for key in _CONDITION_OPERATORS if key in condition]
+    if not extension and len(operators) < 2:
+        return document
+    if extension:
+        shown = {"gte": 1, **({"field": condition["field"]} if "field" in condition else {})}
+        view = {**section, "type": "event_count", "condition": shown}
+    else:
+        shown = {k: v for k, v in condition.items() if k not in operators[1:]}
+        view = {**section, "condition": shown}
+    return {**document, "correlation": view, _ORIGINAL_SECTION: section}
 
 
 def _collection(documents: list[dict[str, Any]], location: SigmaRuleLocation) -> SigmaCollection:

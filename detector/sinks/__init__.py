@@ -6,6 +6,7 @@ and stops it on shutdown. Each sink has its own outbox on disk and its own deliv
 worker with retries, a deadline and dead letters; see `delivery` and `outbox`.
 """
 
+from detector.secrets import SecretError, SecretRef
 from detector.sinks.base import Delivered, Outcome, Rejected, Retry, Sink
 from detector.sinks.delivery import DeliveryWorker
 from detector.sinks.dispatcher import Dispatcher
@@ -14,7 +15,7 @@ from detector.sinks.jsonlines import JsonLinesSink
 from detector.sinks.metrics import SinkMetrics
 from detector.sinks.outbox import Outbox, OutboxError
 from detector.sinks.pagerduty import PagerDutySink
-from detector.sinks.settings import RetryPolicy, SecretError, SecretRef, SinksSettings
+from detector.sinks.settings import RetryPolicy, SinksSettings
 from detector.sinks.slack import SlackSink
 from detector.sinks.webhook import WebhookSink
 

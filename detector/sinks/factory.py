@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
+from detector.secrets import SecretError
 from detector.sinks.base import Sink
 from detector.sinks.delivery import DeliveryWorker
 from detector.sinks.dispatcher import Dispatcher
@@ -17,7 +18,6 @@ from detector.sinks.settings import (
     FileOutput,
     OutputSettings,
     PagerDutyOutput,
-    SecretError,
     SinksSettings,
     SlackOutput,
     StdoutOutput,

@@ -23,50 +23,12 @@ sinks:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-
-class SecretError(ValueError):
-    """A secret that cannot be read; the message names where it was looked for, never a
-    value."""
-
-
-class SecretRef(BaseModel):
-    """Where a secret is: an environment variable or a file (one line, trimmed)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
-    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of `env` (a variable name) or `file` (a path)")
-        return self
-
-    def where(self) -> str:
-        return f"environment variable {self.env}" if self.env else f"file {self.file}"
-
-    def read(self) -> str:
-        if self.file is not None:
-            try:
-                value = self.file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SecretError(
-                    f"cannot read the secret file {self.file}: {exc.strerror}"
-                ) from None
-            except UnicodeDecodeError:
-                raise SecretError(f"the secret file {self.file} is not UTF-8 text") from None
-        else:
-            value = os.environ.get(str(self.env), "").strip()
-        if not value:
-            raise SecretError(f"the {self.where()} is empty or not set")
-        return value
+from detector.secrets import SecretRef
 
 
 class RetryPolicy(BaseModel):

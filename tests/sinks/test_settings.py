@@ -44,11 +44,13 @@ def test_a_missing_secret_is_named_by_where_it_was_looked_for(
     monkeypatch.delenv("PD_KEY", raising=False)
     with pytest.raises(SecretError) as error:
         SecretRef(env="PD_KEY").read()
-    assert str(error.value) == "the environment variable PD_KEY is empty or not set"
+    assert str(error.value) == "the secret in environment variable PD_KEY is missing or empty"
     missing = tmp_path / "nope"
     with pytest.raises(SecretError) as error:
         SecretRef(file=missing).read()
-    assert str(error.value) == f"cannot read the secret file {missing}: No such file or directory"
+    assert (
+        str(error.value) == f"cannot read the secret from file {missing}: No such file or directory"
+    )
 
 
 @pytest.mark.parametrize(
