@@ -23,8 +23,8 @@ from detector.normalize.builtin import build_registry
 from detector.normalize.declared import DeclaredSource
 from detector.pipeline import RunCounts, SingleEventMatcher, normalized_events
 from detector.rules import CompiledRule, LoadResult, load_rules
-from detector.rules.routing import RuleRouter
 from detector.rules.catalog import render_catalog
+from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.sources.files import expand_paths, total_size
 from detector.sources.records import RawRecord
