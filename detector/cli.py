@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,13 +16,28 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from detector import __version__, schemas
 from detector.config import ConfigError, Settings, load_settings
+from detector.correlate import (
+    DEFAULT_MAX_GROUPS,
+    CheckpointError,
+    CorrelationEngine,
+    EngineSettings,
+    checkpoint,
+    compile_correlations,
+    parse_timespan,
+)
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.events import Event
 from detector.normalize import NormalizeStage, UnknownSourceError
 from detector.normalize.base import SourceRoute
 from detector.normalize.builtin import build_registry
 from detector.normalize.declared import DeclaredSource
-from detector.pipeline import RunCounts, SingleEventMatcher, normalized_events
+from detector.pipeline import (
+    Checkpointer,
+    DetectionStage,
+    RunCounts,
+    normalized_events,
+    replay_detections,
+)
 from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
@@ -136,35 +152,116 @@ def normalize(**options: Any) -> None:
     help="Sigma rules (files or directories); repeatable. Default: the shipped rules/.",
 )
 @click.option("--no-index", is_flag=True, help="Check every routed rule (for comparison).")
-def replay(rule_dirs: tuple[Path, ...], no_index: bool, **options: Any) -> None:
-    """Replay audit logs through the rules: detections as JSON lines on stdout."""
+@click.option(
+    "--allowed-lateness",
+    default="unbounded",
+    show_default=True,
+    help="How far behind the newest event time an event may arrive and still be correlated "
+    "(0, 30s, 10m, 1h); later ones are dead-lettered as late. unbounded: the whole input is "
+    "put in event-time order first.",
+)
+@click.option(
+    "--max-groups",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_GROUPS,
+    show_default=True,
+    help="Live groups per correlation before the least recently active is evicted.",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save the correlation state and input position here, at the end and periodically.",
+)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option(
+    "--from-checkpoint",
+    is_flag=True,
+    help="Resume from --checkpoint: skip the records it has already read.",
+)
+def replay(
+    rule_dirs: tuple[Path, ...],
+    no_index: bool,
+    allowed_lateness: str,
+    max_groups: int,
+    checkpoint_path: Path | None,
+    checkpoint_every: int,
+    from_checkpoint: bool,
+    **options: Any,
+) -> None:
+    """Replay audit logs through the rules and correlations: detections as JSON lines on stdout."""
     spec = input_spec(**options)
     loaded = load_rules(rule_dirs or [DEFAULT_RULES])
+    correlations = compile_correlations(loaded)
     if loaded.errors:
         stderr.print(
             f"{len(loaded.errors)} rule(s) not loaded; `detector rules lint` says why",
             highlight=False,
         )
+    for error in correlations.errors:
+        stderr.print(f"correlation not loaded: {error}", highlight=False)
     router = RuleRouter(loaded.rules, spec.stage.registry.routes(), indexed=not no_index)
-    matcher = SingleEventMatcher(router)
+    settings = EngineSettings(allowed_lateness=_lateness(allowed_lateness), max_groups=max_groups)
+    engine = CorrelationEngine(correlations, settings)
+    skip = _resume(engine, spec.files, checkpoint_path) if from_checkpoint else 0
     counts = RunCounts()
     out = sys.stdout.buffer
     with DeadLetterFile(spec.dead_letter) as letters, _progress() as progress:
+        saver = None
+        if checkpoint_path is not None:
+            saver = Checkpointer(
+                checkpoint_path, checkpoint_every, spec.files, engine, counts, out.flush
+            )
         task = progress.add_task("replay", total=total_size(spec.files))
         advance = partial(progress.advance, task)
-        for event in normalized_events(spec.files, spec.stage, letters, counts, advance):
-            for detection in matcher.detections(event):
-                counts.by_rule[detection.rule.title] += 1
-                out.write(detection.to_json() + b"\n")
+        stage = DetectionStage(router, engine)
+        for detection in replay_detections(
+            spec.files, spec.stage, stage, letters, counts, advance, skip, saver
+        ):
+            out.write(detection.to_json() + b"\n")
     out.flush()
     _print_summary(counts, spec.dead_letter)
+    stats = engine.stats
     stderr.print(
         f"rules: {len(loaded.rules)} loaded, {len(router.rules) - len(router.unrouted)} routed "
-        f"to a source · detections {counts.detections}",
+        f"to a source, {len(correlations.rules)} correlations · detections {counts.detections}"
+        + (f" · resumed after {counts.skipped} records" if from_checkpoint else ""),
+        highlight=False,
+    )
+    stderr.print(
+        f"correlation: late {stats.late} (dead-lettered) · duplicates {stats.duplicates} · "
+        f"ungrouped {stats.ungrouped} · without value {stats.no_value} · suppressed "
+        f"{stats.suppressed} · evicted groups {stats.evicted_groups}, values "
+        f"{stats.evicted_values}",
         highlight=False,
     )
     for title, number in counts.by_rule.most_common():
         stderr.print(f"  {number:>8}  {title}", highlight=False)
+
+
+def _lateness(text: str) -> timedelta | None:
+    if text == "unbounded":
+        return None
+    if text in ("0", "0s"):
+        return timedelta(0)
+    seconds = parse_timespan(text)
+    if seconds is None:
+        raise click.BadParameter(f"{text!r}: use unbounded, 0, or a timespan such as 10m")
+    return timedelta(seconds=seconds)
+
+
+def _resume(engine: CorrelationEngine, files: list[str], path: Path | None) -> int:
+    """Restore the engine from the checkpoint; the number of input records to skip."""
+    if path is None:
+        raise click.UsageError("--from-checkpoint needs --checkpoint FILE")
+    try:
+        saved = checkpoint.load(path)
+        if saved.inputs != files:
+            raise CheckpointError(f"it was written for other input ({', '.join(saved.inputs)})")
+        engine.restore(saved.engine)
+    except CheckpointError as exc:
+        raise click.UsageError(f"cannot resume from {path}: {exc}") from exc
+    return saved.records
 
 
 rule_paths = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))

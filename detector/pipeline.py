@@ -1,16 +1,19 @@
-"""The batch pipeline over files: read → normalize → (match) with counts and dead letters.
+"""The batch pipeline over files: read → normalize → (match → correlate) with counts and
+dead letters.
 
 `detector normalize` and `detector replay` share it; the I/O (stdout, files) stays in
-the command line.
+the command line, except checkpoints, which `Checkpointer` writes.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from detector.correlate import CorrelationEngine, checkpoint
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.detections import Detection, RuleRef, single_event_detection
 from detector.events import Event
@@ -29,6 +32,10 @@ class RunCounts:
     dead_lettered: int = 0
     by_source: Counter[str] = field(default_factory=Counter)
     by_rule: Counter[str] = field(default_factory=Counter)
+    #: records a resumed run did not use again (the checkpoint had them)
+    skipped: int = 0
+    #: events too late for the correlations (also dead-lettered)
+    late: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -46,10 +53,18 @@ def normalized_events(
     letters: DeadLetterFile,
     counts: RunCounts,
     progress: ProgressCallback | None = None,
+    skip: int = 0,
 ) -> Iterator[Event]:
-    """Every event of `files`, in input order; dead letters go to `letters`."""
+    """Every event of `files`, in input order; dead letters go to `letters`.
+
+    The first `skip` records (events and dead letters) are read but not used again: a run
+    resumed from a checkpoint has already had them.
+    """
     for raw in stage.join_continuation_lines(read_paths(files, progress)):
         for result in stage.process(raw):
+            if counts.skipped < skip:
+                counts.skipped += 1
+                continue
             counts.read += 1
             if isinstance(result, DeadLetter):
                 letters.write(result)
@@ -74,17 +89,115 @@ def rule_ref(rule: CompiledRule) -> RuleRef:
 
 
 class SingleEventMatcher:
-    """Event → its single-event detections, one per matching rule."""
+    """Event → its single-event detections, one per matching rule.
 
-    def __init__(self, router: RuleRouter) -> None:
+    Rules in `silenced` (referenced by a correlation with `generate: false`) match but
+    make no detection of their own.
+    """
+
+    def __init__(self, router: RuleRouter, silenced: Collection[object] = ()) -> None:
         self.router = router
+        self.silenced = silenced
         self._refs: dict[int, RuleRef] = {}
 
     def detections(self, event: Event) -> list[Detection]:
+        return self.detections_for(event, self.router.match(event))
+
+    def detections_for(self, event: Event, matched: Sequence[CompiledRule]) -> list[Detection]:
+        """The detections of `matched`, the rules `event` matched."""
         result = []
-        for rule in self.router.match(event):
+        for rule in matched:
+            if rule in self.silenced:
+                continue
             ref = self._refs.get(id(rule))
             if ref is None:
                 ref = self._refs[id(rule)] = rule_ref(rule)
             result.append(single_event_detection(ref, event))
         return result
+
+
+class DetectionStage:
+    """Event → detections: single-event ones at once, correlation ones as event time
+    decides them (and dead letters for events too late to correlate)."""
+
+    def __init__(self, router: RuleRouter, engine: CorrelationEngine) -> None:
+        self.router = router
+        self.engine = engine
+        self.matcher = SingleEventMatcher(router, engine.silenced)
+
+    def process(self, event: Event) -> list[Detection | DeadLetter]:
+        matched = self.router.match(event)
+        result: list[Detection | DeadLetter] = list(self.matcher.detections_for(event, matched))
+        result.extend(self.engine.process(event, matched))
+        return result
+
+    def flush(self) -> list[Detection]:
+        """End of input: the correlation detections still pending."""
+        return self.engine.flush()
+
+
+class Checkpointer:
+    """Saves the correlation state with the input position: every `every` events and at
+    the end. `before_save` makes the output so far durable first, so that a resumed run
+    misses nothing."""
+
+    def __init__(
+        self,
+        path: Path,
+        every: int,
+        inputs: Sequence[str],
+        engine: CorrelationEngine,
+        counts: RunCounts,
+        before_save: Callable[[], None],
+    ) -> None:
+        self.path = path
+        self.every = every
+        self.inputs = list(inputs)
+        self.engine = engine
+        self.counts = counts
+        self.before_save = before_save
+        self._since = 0
+
+    def event_done(self) -> None:
+        self._since += 1
+        if self._since >= self.every:
+            self.save()
+
+    def save(self) -> None:
+        self.before_save()
+        records = self.counts.skipped + self.counts.read
+        state = checkpoint.Checkpoint(records, self.inputs, self.engine.snapshot())
+        checkpoint.save(self.path, state)
+        self._since = 0
+
+
+def replay_detections(
+    files: Sequence[str],
+    stage: NormalizeStage,
+    detector: DetectionStage,
+    letters: DeadLetterFile,
+    counts: RunCounts,
+    progress: ProgressCallback | None = None,
+    skip: int = 0,
+    checkpointer: Checkpointer | None = None,
+) -> Iterator[Detection]:
+    """Every detection of `files` in the order it is decided; late events go to `letters`.
+
+    The checkpoint at the end is taken before the end-of-input flush, so a run resumed
+    from it with more input continues the stream as if it had never stopped.
+    """
+    for event in normalized_events(files, stage, letters, counts, progress, skip):
+        for result in detector.process(event):
+            if isinstance(result, DeadLetter):
+                letters.write(result)
+                counts.late += 1
+            else:
+                counts.by_rule[result.rule.title] += 1
+                yield result
+        if checkpointer is not None:
+            checkpointer.event_done()
+    if checkpointer is not None:
+        checkpointer.save()
+    for detection in detector.flush():
+        counts.by_rule[detection.rule.title] += 1
+        yield detection

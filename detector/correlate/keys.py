@@ -1,0 +1,100 @@
+"""Group keys and aggregated values, read from the record a referenced rule matched.
+
+A group key is the text of each group-by field. Strings compare case-insensitively (as
+Sigma matches values, and as pySigma's SQL backends group), numbers by their text,
+anything else by its canonical JSON. A field that is missing, null, an empty string or
+an empty list gives no key: such an event joins no group of that correlation, because a
+shared "unknown" group would merge unrelated events (every failed login without a user
+name would count towards one brute force).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from detector.events import Event, format_timestamp
+from detector.rules.fields import MISSING, Getter, as_number, text_of
+
+from .windows import Key, Value
+
+_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+#: JSON key -> attribute of each field of the normalized event
+_ATTRIBUTES = {info.alias or name: name for name, info in Event.model_fields.items()}
+
+
+class EventRecord(Mapping[str, Any]):
+    """`event.to_dict()` as a read-only view (dotted keys, absent values left out),
+    without serializing the event: the record `product: cicd` rules see, read on every
+    event a correlation uses."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: Event) -> None:
+        self._event = event
+
+    def __getitem__(self, key: str) -> Any:
+        name = _ATTRIBUTES.get(key)
+        value = None if name is None else getattr(self._event, name)
+        if value is None:
+            raise KeyError(key)
+        return format_timestamp(value) if name == "timestamp" else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in _ATTRIBUTES if key in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        name = _ATTRIBUTES.get(key) if isinstance(key, str) else None
+        return name is not None and getattr(self._event, name) is not None
+
+
+def key_text(value: Any) -> str | None:
+    """The comparable text of a value, or None when the value says nothing."""
+    if value is MISSING or value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        return value.lower()
+    text = text_of(value)
+    if text is not None:
+        return text
+    return orjson.dumps(value, option=_JSON, default=str).decode().lower()
+
+
+def group_key(getters: Sequence[Getter], record: Mapping[str, Any]) -> Key | None:
+    """The group of `record`, or None if a group-by field has no value."""
+    if len(getters) == 1:
+        text = key_text(getters[0](record))
+        return None if text is None else (text,)
+    parts = []
+    for getter in getters:
+        text = key_text(getter(record))
+        if text is None:
+            return None
+        parts.append(text)
+    return tuple(parts)
+
+
+def distinct_value(getters: Sequence[Getter], record: Mapping[str, Any]) -> str | None:
+    """The value counted as distinct (several fields: their texts together), or None."""
+    key = group_key(getters, record)
+    if key is None:
+        return None
+    return key[0] if len(key) == 1 else orjson.dumps(list(key)).decode()
+
+
+def number(getters: Sequence[Getter], record: Mapping[str, Any]) -> Value:
+    """The finite number in the (single) value field, or None."""
+    found = as_number(getters[0](record))
+    return found if found is not None and math.isfinite(found) else None

@@ -1,0 +1,598 @@
+"""Per-group window state of each correlation type, fed in event-time order.
+
+Times are integer microseconds. The engine hands each aggregator one call per
+(event, group) in event-time order, and calls `timer` when the watermark passes a time
+the aggregator scheduled; aggregators never look at a clock.
+
+Two ways to decide, both over windows of the rule's timespan T:
+- on arrival (growing aggregates with lower bounds only: event_count, value_count,
+  temporal, temporal_ordered, value_sum with gt/gte): at each event time t the window is
+  [t - T, t], both ends inclusive, so events at 10:59 and 11:01 meet in a 1h window. When
+  the condition holds a detection is made and the group starts over, so the next
+  detection needs new events.
+- at window end (any condition with an upper bound, and value_avg / value_percentile /
+  value_median whatever the operators): a group's window opens at its first event t0 and
+  covers [t0, t0 + T], both inclusive; the condition is decided once the watermark has
+  passed t0 + T, and the next event of the group opens a new window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .model import CorrelationRule
+
+log = logging.getLogger("detector.correlate")
+
+Key = tuple[str, ...]
+#: one piece of evidence: event id, time (µs), source, action, actor, and the values of
+#: the fields the correlation carries for the correlations that reference it
+Ev = tuple[str, int, str, str | None, str | None, tuple[str | None, ...]]
+Evs = tuple[Ev, ...]
+#: (due time, group) -> token the timer call carries back
+Schedule = Callable[[int, Key], int]
+#: one event's contribution to one group: the slots it matched and its value (if any)
+Value = str | int | float | None
+
+
+@dataclass
+class Counters:
+    """What the aggregators dropped or bounded, so that nothing is lost silently."""
+
+    evicted_groups: int = 0
+    evicted_values: int = 0
+    no_value: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A condition that held: what the detection is made of."""
+
+    time: int
+    key: Key
+    start: int
+    end: int
+    evidence: list[Ev]
+    #: the aggregate (count, sum, ...) the condition was checked on
+    metric: float | None = None
+    #: first_seen: the new value
+    value: str | None = None
+
+
+class Group:
+    """Base of per-group state: the time of its last event, for expiry and eviction."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+
+
+G = TypeVar("G", bound=Group)
+
+
+class Groups(Generic[G]):
+    """The live groups of one correlation, oldest activity first, at most `limit` of them.
+
+    A group idle for longer than `horizon` can no longer contribute and is dropped; when a
+    new group would exceed `limit` the least recently active one is evicted, counted and
+    logged.
+    """
+
+    def __init__(self, rule: CorrelationRule, horizon: int, limit: int, counters: Counters):
+        self.rule = rule
+        self.horizon = horizon
+        self.limit = limit
+        self.counters = counters
+        self.live: OrderedDict[Key, G] = OrderedDict()
+
+    def touch(self, now: int, key: Key, new: Callable[[], G]) -> G:
+        self.expire(now)
+        state = self.live.get(key)
+        if state is None:
+            if len(self.live) >= self.limit:
+                self._evict()
+            state = self.live[key] = new()
+        else:
+            self.live.move_to_end(key)
+        state.last = now
+        return state
+
+    def expire(self, now: int) -> None:
+        horizon = now - self.horizon
+        live = self.live
+        while live:
+            key = next(iter(live))
+            if live[key].last >= horizon:
+                return
+            del live[key]
+
+    def _evict(self) -> None:
+        self.live.popitem(last=False)
+        self.counters.evicted_groups += 1
+        if self.counters.evicted_groups == 1 or self.counters.evicted_groups % 10_000 == 0:
+            log.warning(
+                "correlation %s: more than %d live groups, evicting the least recently "
+                "active (%d evicted so far)",
+                self.rule.key,
+                self.limit,
+                self.counters.evicted_groups,
+            )
+
+
+class Aggregator(Generic[G]):
+    """One correlation's groups and how each event changes them."""
+
+    def __init__(
+        self, rule: CorrelationRule, limit: int, max_evidence: int, counters: Counters
+    ) -> None:
+        self.rule = rule
+        self.span = rule.timespan
+        self.max_evidence = max_evidence
+        self.counters = counters
+        self.groups: Groups[G] = Groups(rule, rule.timespan, limit, counters)
+        self.schedule: Schedule = _unscheduled
+
+    def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
+        raise NotImplementedError
+
+    def timer(self, now: int, key: Key, token: int) -> list[Fire]:
+        return []
+
+    def snapshot(self) -> Any:
+        """The groups as data orjson writes (tuples become arrays), oldest activity first."""
+        return [[key, self.dump(state)] for key, state in self.groups.live.items()]
+
+    def restore(self, data: Any) -> None:
+        self.groups.live = OrderedDict((tuple(key), self.load(state)) for key, state in data)
+
+    def dump(self, state: G) -> Any:
+        raise NotImplementedError
+
+    def load(self, data: Any) -> G:
+        raise NotImplementedError
+
+    def _condition(self, metric: float) -> bool:
+        assert self.rule.condition is not None
+        return self.rule.condition.holds(metric)
+
+    def _trailing_fire(self, now: int, key: Key, evidence: list[Ev], metric: float) -> Fire:
+        self.groups.live.pop(key, None)
+        return Fire(now, key, now - self.span, now, evidence, metric)
+
+
+def _unscheduled(due: int, key: Key) -> int:
+    raise RuntimeError("aggregator used before the engine set its scheduler")
+
+
+# --- decided on arrival -------------------------------------------------------------
+
+
+class _Sequence(Group):
+    __slots__ = ("items", "total")
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: (time, weight, evidence) per event in the window
+        self.items: deque[tuple[int, int | float, Evs]] = deque()
+        self.total: int | float = 0
+
+
+class Counting(Aggregator[_Sequence]):
+    """event_count (weight 1) and value_sum (weight: the value) over [t - T, t]."""
+
+    def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
+        weight: int | float = 1
+        if self.rule.type == "value_sum":
+            if not isinstance(value, int | float):
+                self.counters.no_value += 1
+                return []
+            weight = value
+        state = self.groups.touch(now, key, _Sequence)
+        items, oldest = state.items, now - self.span
+        while items and items[0][0] < oldest:
+            state.total -= items.popleft()[1]
+        if not items:
+            state.total = 0
+        items.append((now, weight, evs))
+        state.total += weight
+        if not self._condition(state.total):
+            return []
+        evidence = [ev for _, _, hit in items for ev in hit]
+        return [self._trailing_fire(now, key, evidence, state.total)]
+
+    def dump(self, state: _Sequence) -> Any:
+        return [state.last, state.total, list(state.items)]
+
+    def load(self, data: Any) -> _Sequence:
+        state = _Sequence()
+        state.last, state.total = data[0], data[1]
+        state.items = deque((t, w, load_evs(e)) for t, w, e in data[2])
+        return state
+
+
+class _Latest(Group):
+    __slots__ = ("latest",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: distinct item -> (time, evidence) of its latest event, oldest first
+        self.latest: OrderedDict[str | int, tuple[int, Evs]] = OrderedDict()
+
+
+class Distinct(Aggregator[_Latest]):
+    """value_count (distinct values) and temporal (distinct rules) over [t - T, t]."""
+
+    def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
+        items: Iterable[str | int]
+        if self.rule.type == "temporal":
+            items = slots
+        elif isinstance(value, str):
+            items = (value,)
+        else:
+            self.counters.no_value += 1
+            return []
+        state = self.groups.touch(now, key, _Latest)
+        latest, oldest = state.latest, now - self.span
+        while latest:
+            first = next(iter(latest))
+            if latest[first][0] >= oldest:
+                break
+            del latest[first]
+        for item in items:
+            latest[item] = (now, evs)
+            latest.move_to_end(item)
+        if not self._condition(len(latest)):
+            return []
+        evidence = [ev for _, hit in latest.values() for ev in hit]
+        return [self._trailing_fire(now, key, evidence, len(latest))]
+
+    def dump(self, state: _Latest) -> Any:
+        return [state.last, list(state.latest.items())]
+
+    def load(self, data: Any) -> _Latest:
+        state = _Latest()
+        state.last = data[0]
+        state.latest = OrderedDict((k, (t, load_evs(e))) for k, (t, e) in data[1])
+        return state
+
+
+class _Chains(Group):
+    __slots__ = ("chains",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: (last slot, length) -> (start time, evidence) of the chain that starts latest
+        self.chains: dict[tuple[int, int], tuple[int, Evs]] = {}
+
+
+class Ordered(Aggregator[_Chains]):
+    """temporal_ordered over [t - T, t]: the count is the longest run of the referenced
+    rules, in their listed order, matched by successive events (so `gte 2` of three rules
+    is any two of them in order). For each (last rule, length) only the chain that started
+    latest is kept, since it is the one most likely to complete within T."""
+
+    def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
+        state = self.groups.touch(now, key, _Chains)
+        chains, oldest = state.chains, now - self.span
+        for stale in [k for k, (start, _) in chains.items() if start < oldest]:
+            del chains[stale]
+        for slot in sorted(slots, reverse=True):  # one event is never two steps of a chain
+            _extend(chains, slot, now, evs, latest=True)
+        best = _longest(chains)
+        if best is None or not self._condition(best[0]):
+            return []
+        return [self._trailing_fire(now, key, list(best[1]), best[0])]
+
+    def dump(self, state: _Chains) -> Any:
+        return [state.last, list(state.chains.items())]
+
+    def load(self, data: Any) -> _Chains:
+        state = _Chains()
+        state.last = data[0]
+        state.chains = _load_chains(data[1])
+        return state
+
+
+def _extend(
+    chains: dict[tuple[int, int], tuple[int, Evs]], slot: int, now: int, evs: Evs, latest: bool
+) -> None:
+    """Chains ending at `slot` with this event; `latest` keeps the latest start, else the first."""
+    candidates: dict[int, tuple[int, Evs]] = {1: (now, evs)}
+    for (last, length), (start, chain) in chains.items():
+        if last < slot:
+            known = candidates.get(length + 1)
+            if known is None or (latest and start > known[0]):
+                candidates[length + 1] = (start, chain + evs)
+    for length, candidate in candidates.items():
+        known = chains.get((slot, length))
+        if known is None or (latest and candidate[0] >= known[0]):
+            chains[(slot, length)] = candidate
+
+
+def _longest(chains: dict[tuple[int, int], tuple[int, Evs]]) -> tuple[int, Evs] | None:
+    """(length, evidence) of the longest chain; among equals the one that started latest,
+    then the one with the lowest last rule."""
+    if not chains:
+        return None
+    (_, length), (_, evs) = max(
+        chains.items(), key=lambda item: (item[0][1], item[1][0], -item[0][0])
+    )
+    return length, evs
+
+
+# --- decided at window end ----------------------------------------------------------
+
+
+class _Window(Group):
+    __slots__ = ("chains", "count", "distinct", "evidence", "opened", "token", "total", "values")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = 0
+        self.token = 0
+        self.count = 0
+        self.total: int | float = 0
+        self.values: list[int | float] = []
+        self.distinct: dict[str | int, Evs] = {}
+        self.chains: dict[tuple[int, int], tuple[int, Evs]] = {}
+        self.evidence: list[Ev] = []
+
+
+class Anchored(Aggregator[_Window]):
+    """Any type over [t0, t0 + T] from a group's first event t0, decided when it ends."""
+
+    def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
+        kind = self.rule.type
+        numeric = kind in ("value_sum", "value_avg", "value_percentile", "value_median")
+        if (numeric and not isinstance(value, int | float)) or (
+            kind == "value_count" and not isinstance(value, str)
+        ):
+            self.counters.no_value += 1
+            return []
+        state = self.groups.touch(now, key, _Window)
+        if not state.token:  # a new window: tokens start at 1
+            state.opened = now
+            state.token = self.schedule(now + self.span, key)
+        state.count += 1
+        if isinstance(value, int | float) and numeric:
+            state.total += value
+            if kind in ("value_percentile", "value_median"):
+                state.values.append(value)
+        if kind == "value_count" and isinstance(value, str):
+            state.distinct.setdefault(value, evs)
+        elif kind == "temporal":
+            for slot in slots:
+                state.distinct.setdefault(slot, evs)
+        elif kind == "temporal_ordered":
+            for slot in sorted(slots, reverse=True):
+                _extend(state.chains, slot, now, evs, latest=False)
+        room = self.max_evidence - len(state.evidence)
+        if room > 0:
+            state.evidence.extend(evs[:room])
+        return []
+
+    def timer(self, now: int, key: Key, token: int) -> list[Fire]:
+        state = self.groups.live.get(key)
+        if state is None or state.token != token:
+            return []  # evicted, and perhaps reopened since
+        del self.groups.live[key]
+        metric, evidence = self._measure(state)
+        if not self._condition(metric):
+            return []
+        return [Fire(now, key, state.opened, state.opened + self.span, evidence, metric)]
+
+    def _measure(self, state: _Window) -> tuple[float, list[Ev]]:
+        kind = self.rule.type
+        if kind in ("value_count", "temporal"):
+            return len(state.distinct), [ev for evs in state.distinct.values() for ev in evs]
+        if kind == "temporal_ordered":
+            best = _longest(state.chains)
+            return (best[0], list(best[1])) if best else (0, [])
+        if kind == "value_sum":
+            return state.total, state.evidence
+        if kind == "value_avg":
+            return state.total / state.count, state.evidence
+        if kind in ("value_percentile", "value_median"):
+            assert self.rule.percentile is not None
+            return percentile(sorted(state.values), self.rule.percentile), state.evidence
+        return state.count, state.evidence
+
+    def dump(self, state: _Window) -> Any:
+        return [
+            state.last,
+            state.opened,
+            state.token,
+            state.count,
+            state.total,
+            list(state.values),
+            list(state.distinct.items()),
+            list(state.chains.items()),
+            list(state.evidence),
+        ]
+
+    def load(self, data: Any) -> _Window:
+        state = _Window()
+        state.last, state.opened, state.token, state.count, state.total = data[:5]
+        state.values = data[5]
+        state.distinct = {k: load_evs(e) for k, e in data[6]}
+        state.chains = _load_chains(data[7])
+        state.evidence = list(load_evs(data[8]))
+        return state
+
+
+def percentile(ordered: list[int | float], rank: float) -> float:
+    """The `rank`-th percentile of sorted values, linearly interpolated between neighbours."""
+    position = (len(ordered) - 1) * rank / 100
+    low = int(position)
+    if low + 1 >= len(ordered):
+        return float(ordered[low])
+    fraction = position - low
+    return ordered[low] * (1 - fraction) + ordered[low + 1] * fraction
+
+
+# --- extensions ---------------------------------------------------------------------
+
+
+class _History(Group):
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: value -> time last seen, least recently seen first
+        self.seen: OrderedDict[str, int] = OrderedDict()
+
+
+class FirstSeen(Aggregator[_History]):
+    """first_seen: a detection when a group sees a value it has not seen within T.
+
+    Each group remembers at most `max-values` values (the least recently seen go first,
+    counted); with `learn`, values seen during that long after the rule's first event are
+    remembered without detections.
+    """
+
+    def __init__(
+        self, rule: CorrelationRule, limit: int, max_evidence: int, counters: Counters
+    ) -> None:
+        super().__init__(rule, limit, max_evidence, counters)
+        self.learn_until: int | None = None
+
+    def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
+        if not isinstance(value, str):
+            self.counters.no_value += 1
+            return []
+        if self.learn_until is None:
+            self.learn_until = now + self.rule.learn
+        state = self.groups.touch(now, key, _History)
+        seen, oldest = state.seen, now - self.span
+        while seen:
+            first = next(iter(seen))
+            if seen[first] >= oldest:
+                break
+            del seen[first]
+        known = value in seen
+        seen[value] = now
+        seen.move_to_end(value)
+        if known:
+            return []
+        if len(seen) > self.rule.max_values:
+            seen.popitem(last=False)
+            self.counters.evicted_values += 1
+        if now < self.learn_until:
+            return []
+        return [Fire(now, key, now - self.span, now, list(evs), value=value)]
+
+    def snapshot(self) -> Any:
+        return {"learn_until": self.learn_until, "groups": super().snapshot()}
+
+    def restore(self, data: Any) -> None:
+        self.learn_until = data["learn_until"]
+        super().restore(data["groups"])
+
+    def dump(self, state: _History) -> Any:
+        return [state.last, [[value, seen] for value, seen in state.seen.items()]]
+
+    def load(self, data: Any) -> _History:
+        state = _History()
+        state.last = data[0]
+        state.seen = OrderedDict((value, seen) for value, seen in data[1])
+        return state
+
+
+class _Pending(Group):
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: (time, token, evidence) of each first-rule event still waiting, oldest first
+        self.pending: deque[tuple[int, int, Evs]] = deque()
+
+
+@dataclass
+class _Instant:
+    """Groups whose second rule matched at one event time (a tie still counts as after)."""
+
+    time: int | None = None
+    keys: set[Key] = field(default_factory=set)
+
+
+class Absence(Aggregator[_Pending]):
+    """absence: the first rule's event is not followed by the second rule's event of the
+    same group within T (at the same time or up to T later); decided at t + T."""
+
+    def __init__(
+        self, rule: CorrelationRule, limit: int, max_evidence: int, counters: Counters
+    ) -> None:
+        super().__init__(rule, limit, max_evidence, counters)
+        self.followed = _Instant()
+
+    def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
+        if 1 in slots:
+            self.groups.live.pop(key, None)
+            if self.followed.time != now:
+                self.followed = _Instant(now)
+            self.followed.keys.add(key)
+        if 0 in slots and not (self.followed.time == now and key in self.followed.keys):
+            state = self.groups.touch(now, key, _Pending)
+            state.pending.append((now, self.schedule(now + self.span, key), evs))
+        return []
+
+    def timer(self, now: int, key: Key, token: int) -> list[Fire]:
+        state = self.groups.live.get(key)
+        if state is None or not state.pending or state.pending[0][1] != token:
+            return []  # followed in time, or evicted
+        started, _, evs = state.pending.popleft()
+        if not state.pending:
+            del self.groups.live[key]
+        return [Fire(now, key, started, now, list(evs))]
+
+    def snapshot(self) -> Any:
+        followed = [self.followed.time, sorted(self.followed.keys)]
+        return {"followed": followed, "groups": super().snapshot()}
+
+    def restore(self, data: Any) -> None:
+        time, keys = data["followed"]
+        self.followed = _Instant(time, {tuple(key) for key in keys})
+        super().restore(data["groups"])
+
+    def dump(self, state: _Pending) -> Any:
+        return [state.last, list(state.pending)]
+
+    def load(self, data: Any) -> _Pending:
+        state = _Pending()
+        state.last = data[0]
+        state.pending = deque((t, token, load_evs(e)) for t, token, e in data[1])
+        return state
+
+
+def aggregator_for(
+    rule: CorrelationRule, limit: int, max_evidence: int, counters: Counters
+) -> Aggregator[Any]:
+    """The aggregator that decides `rule` as its type and condition require."""
+    kind: type[Aggregator[Any]]
+    if rule.type == "first_seen":
+        kind = FirstSeen
+    elif rule.type == "absence":
+        kind = Absence
+    elif not rule.decided_on_arrival:
+        kind = Anchored
+    elif rule.type in ("event_count", "value_sum"):
+        kind = Counting
+    elif rule.type == "temporal_ordered":
+        kind = Ordered
+    else:
+        kind = Distinct
+    return kind(rule, limit, max_evidence, counters)
+
+
+def load_evs(data: Iterable[Sequence[Any]]) -> Evs:
+    """Evidence from a checkpoint, where tuples became JSON arrays."""
+    return tuple((ev[0], ev[1], ev[2], ev[3], ev[4], tuple(ev[5])) for ev in data)
+
+
+def _load_chains(data: Iterable[Sequence[Any]]) -> dict[tuple[int, int], tuple[int, Evs]]:
+    return {(slot, length): (start, load_evs(evs)) for (slot, length), (start, evs) in data}
