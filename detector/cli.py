@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from detector import __version__, schemas
-from detector.config import ConfigError, Settings, load_settings
+from detector.config import DEFAULT_RULES, ConfigError, Settings, load_settings
 from detector.correlate import (
     DEFAULT_MAX_GROUPS,
     CheckpointError,
@@ -27,6 +27,7 @@ from detector.correlate import (
 )
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.events import Event
+from detector.intake.settings import IntakeConfigError
 from detector.normalize import NormalizeStage, UnknownSourceError
 from detector.normalize.base import SourceRoute
 from detector.normalize.builtin import build_registry
@@ -42,14 +43,14 @@ from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
+from detector.runtime.errors import RulesNotLoadedError
+from detector.secrets import SecretError
 from detector.sources.files import expand_paths, total_size
 from detector.sources.records import RawRecord
 
 stderr = Console(stderr=True)
 
 SCHEMA_DIR = Path("schemas")
-#: The shipped rule pack: `rules/` beside the package.
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
 def _settings(config: Path | None) -> Settings:
@@ -448,6 +449,37 @@ def _progress() -> Progress:
         transient=True,
         disable=not stderr.is_terminal,
     )
+
+
+@main.command()
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def run(config: Path | None) -> None:
+    """Run the live service: HTTP intake, rules, correlations, alert sinks, /metrics."""
+    from detector.runtime.service import serve
+
+    settings = _settings(config)
+    try:
+        serve(settings)
+    except (ConfigError, RulesNotLoadedError, SecretError, IntakeConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check a configuration file."""
+
+
+@config_group.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def config_check(file: Path) -> None:
+    """Validate FILE and say what `detector run` would do with it."""
+    from detector.runtime.service import describe
+
+    settings = _settings(file)
+    try:
+        click.echo(describe(settings))
+    except (RulesNotLoadedError, SecretError, IntakeConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.group()

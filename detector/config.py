@@ -18,7 +18,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from detector.intake.settings import IntakeSettings
 from detector.normalize.declared import DeclaredSource
+from detector.sinks.settings import SinksSettings
+
+#: The shipped rule pack: `rules/` beside the package.
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
 class ConfigError(ValueError):
@@ -45,14 +50,75 @@ class SourcesSettings(BaseModel):
         return value
 
 
+class RulesSettings(BaseModel):
+    """Which rules run, and the values of their placeholders (`|expand`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[Path] = Field(
+        default_factory=lambda: [DEFAULT_RULES],
+        description="Rule files and directories (default: the shipped pack).",
+    )
+    placeholders: dict[str, list[str]] = Field(
+        default_factory=dict, description="Values of %name% placeholders, by name."
+    )
+
+
+class CorrelationSettings(BaseModel):
+    """Event time: how late events may arrive, and the bounds on state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_lateness_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far behind the newest event time an event may arrive and still be "
+        "correlated; later ones are dead-lettered as late.",
+    )
+    max_groups: int = Field(default=100_000, ge=1, description="Live groups per correlation.")
+    checkpoint: Path | None = Field(
+        default=None, description="Where the correlation state is saved (atomically)."
+    )
+    checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+
+
+class ServiceSettings(BaseModel):
+    """The running service: where dead letters and staged detections go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dead_letter: Path = Field(
+        default=Path("detector.deadletter.jsonl"),
+        description="Records that cannot be read, with the reason.",
+    )
+    staging_output: Path = Field(
+        default=Path("detector.staging.jsonl"),
+        description="Detections of rules with status experimental: never sent to alert sinks.",
+    )
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    metrics_host: str = Field(default="127.0.0.1", description="Where /metrics listens.")
+    metrics_port: int | None = Field(
+        default=9464, ge=0, le=65535, description="Port of /metrics; null turns it off."
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DETECTOR_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="DETECTOR_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        # A secret pasted into the file by mistake must not come back in an error message.
+        hide_input_in_errors=True,
     )
 
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    sinks: SinksSettings = Field(default_factory=SinksSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""Runtimes: the same stages wired for one process (embedded) or for Kafka workers."""
