@@ -58,6 +58,12 @@ class Event(BaseModel):
     user_name: str | None = Field(default=None, alias="user.name")
     user_id: str | None = Field(default=None, alias="user.id")
     user_type: UserType | None = Field(default=None, alias="user.type")
+    user_identity: str | None = Field(
+        default=None,
+        alias="user.identity",
+        description="The canonical person or service behind user.name, from the identity "
+        "map (the same across GitHub, GitLab, Kubernetes, Jenkins and cloud roles).",
+    )
     source_ip: str | None = Field(default=None, alias="source.ip")
     user_agent: str | None = Field(default=None, alias="user_agent.original")
     repository: str | None = Field(default=None, alias="repository")
