@@ -311,9 +311,12 @@ def rules_doc(paths: tuple[Path, ...]) -> None:
 @rules.command("lint")
 @rule_paths
 def rules_lint(paths: tuple[Path, ...]) -> None:
-    """Report rules that cannot be loaded (file, rule id, reason); exit 1 if any."""
+    """Report rules and correlations that cannot be loaded (file, rule id, reason); exit 1
+    if any."""
     loaded = _load(paths)
-    for error in loaded.errors:
+    correlations = compile_correlations(loaded)
+    errors = [*loaded.errors, *correlations.errors]
+    for error in errors:
         click.echo(str(error))
     router = RuleRouter(loaded.rules, _routes())
     for rule in router.unrouted:
@@ -322,11 +325,11 @@ def rules_lint(paths: tuple[Path, ...]) -> None:
             f"{rule.logsource.product}/{rule.logsource.service}/{rule.logsource.category}"
         )
     stderr.print(
-        f"{len(loaded.rules)} rules loaded, {len(loaded.errors)} rejected, "
-        f"{len(router.unrouted)} not fed by any source",
+        f"{len(loaded.rules)} rules and {len(correlations.rules)} correlations loaded, "
+        f"{len(errors)} rejected, {len(router.unrouted)} not fed by any source",
         highlight=False,
     )
-    if loaded.errors:
+    if errors:
         sys.exit(1)
 
 

@@ -104,3 +104,15 @@ def test_sigmahq_kubernetes_rules_fire_on_the_samples(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
     titles = {orjson.loads(line)["rule"]["title"] for line in result.stdout.splitlines()}
     assert "Kubernetes Rolebinding Modification" in titles
+
+
+def test_rules_lint_reports_a_correlation_that_references_no_loaded_rule(tmp_path: Path) -> None:
+    (tmp_path / "c.yml").write_text(
+        "title: burst\nid: 22222222-2222-4222-8222-222222222222\n"
+        "correlation:\n  type: event_count\n  rules: [no-such-rule]\n  group-by: [user.name]\n"
+        "  timespan: 1h\n  condition: {gte: 3}\n"
+    )
+    result = detector("rules", "lint", str(tmp_path))
+    assert result.returncode == 1
+    assert "22222222-2222-4222-8222-222222222222" in result.stdout.decode()
+    assert "no-such-rule" in result.stdout.decode()
