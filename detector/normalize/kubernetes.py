@@ -13,8 +13,9 @@ neither and are recognized by `auditID` + `stage` + `verb`. Mapping choices:
   in `user.effective.*`, which the flat model does not have).
 - `user.type`: Kubernetes keeps user accounts for humans and service accounts for
   processes. `system:serviceaccount:*`, nodes (`system:node:*`) and the other `system:`
-  component identities are `service_account`; `system:anonymous` has no type; any other
-  username is `human`.
+  component identities are `service_account`, and so are the identities managed
+  clusters run their components as (EKS `eks:*`, AKS `aksService` and `masterclient`);
+  `system:anonymous` has no type; any other username is `human`.
 - `source.ip` is the last element of `sourceIPs`, the only one the API server saw itself.
 - `resource.kind`/`resource.name`/`namespace` name the object (`objectRef.resource`,
   `.name`, `.namespace`); the subresource is only in `event.action`, so a pod and an exec
@@ -27,8 +28,9 @@ neither and are recognized by `auditID` + `stage` + `verb`. Mapping choices:
 - `token.id` is the single `authentication.kubernetes.io/credential-id` of the
   authenticated user, prefix kept (`JTI=...` for a service-account token, `X509SHA256=...`
   for a client certificate).
-- `image.name`/`image.digest` are set when a create or update of a pod or pod-template
-  workload carries exactly one distinct container image; they are read as
+- `image.name`/`image.digest` are set when a create, update or patch of a pod or
+  pod-template workload carries exactly one distinct container image (a patch carries
+  the containers it sets, as `kubectl set image` and GitOps controllers send); they are read as
   `detector.normalize.images` says (no registry host, no tag), so they join with the
   registry's events.
 """
@@ -189,10 +191,17 @@ def _outcome(record: dict[str, Any]) -> Outcome | None:
     return "failure" if code >= 400 else "success"
 
 
+#: Identities of cluster components: Kubernetes' own, EKS's, and AKS's.
+_COMPONENT_PREFIXES = ("system:", "eks:")
+_COMPONENT_NAMES = frozenset({"aksService", "masterclient"})
+
+
 def _user_type(username: str | None) -> UserType | None:
     if username is None or username == "system:anonymous":
         return None
-    return "service_account" if username.startswith("system:") else "human"
+    if username.startswith(_COMPONENT_PREFIXES) or username in _COMPONENT_NAMES:
+        return "service_account"
+    return "human"
 
 
 def _source_ip(source_ips: Any) -> str | None:
@@ -213,7 +222,8 @@ def _image(
 ) -> tuple[str | None, str | None]:
     """(name, digest) of the only container image a create/update request carries."""
     path = _POD_SPEC_PATHS.get(resource or "")
-    if verb not in ("create", "update") or subresource is not None or path is None:
+    # A patch carries the containers it sets: `kubectl set image`, GitOps controllers.
+    if verb not in ("create", "update", "patch") or subresource is not None or path is None:
         return None, None
     spec = dig(record.get("requestObject"), *path)
     images: set[str] = set()

@@ -550,7 +550,7 @@ def pod(*images: str, init: tuple[str, ...] = ()) -> dict[str, Any]:
         ),
         ({"verb": "create", "requestObject": pod("app:1", "sidecar:2")}, None, None),
         ({"verb": "create", "requestObject": pod("app:1", init=("busybox:1.36",))}, None, None),
-        ({"verb": "patch", "requestObject": pod("nginx:1.27")}, None, None),
+        ({"verb": "patch", "requestObject": pod("nginx:1.27")}, "nginx", None),
         (
             {
                 "verb": "create",
@@ -710,3 +710,27 @@ def test_arbitrary_dicts_never_break_the_normalizer(record: dict[str, Any]) -> N
 @given(AUDIT_LIKE)
 def test_audit_shaped_dicts_never_break_the_normalizer(record: dict[str, Any]) -> None:
     check_robust(record)
+
+
+@pytest.mark.parametrize(
+    ("username", "expected"),
+    [
+        ("eks:addon-manager", "service_account"),
+        ("aksService", "service_account"),
+        ("system:node:worker-1", "service_account"),
+        ("alice@example.com", "human"),
+        ("aksel", "human"),
+    ],
+)
+def test_managed_cluster_components_are_not_people(username: str, expected: str) -> None:
+    record = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "auditID": "u1",
+        "stage": "ResponseComplete",
+        "verb": "get",
+        "requestURI": "/version",
+        "user": {"username": username},
+        "stageTimestamp": "2025-05-02T08:15:30.106877Z",
+    }
+    assert KubernetesAuditNormalizer().normalize(record).user_type == expected
