@@ -86,15 +86,17 @@ def _descend(value: Any, splits: _Splits, start: int, count: int) -> Any:
         return _walk(value, splits, start, count)
     if isinstance(value, list):
         collected: list[Any] = []
+        present = False  # some element has the field, even if its value is an empty list
         for element in value:
             found = _descend(element, splits, start, count)
             if found is MISSING:
                 continue
+            present = True
             if isinstance(found, list):
                 collected.extend(found)
             else:
                 collected.append(found)
-        return collected if collected else MISSING
+        return collected if present else MISSING
     return MISSING
 
 

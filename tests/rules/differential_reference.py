@@ -188,6 +188,39 @@ def lookup(record: Record, name: str) -> Any:
     return record.get(name, _MISSING)
 
 
+def flatten(record: Record) -> dict[str, Any]:
+    """A nested record as the one-level record of dotted field names that rules read.
+
+    Every member of an object is also a field under its dotted path (`objectRef.resource`),
+    and the object stays a field of its own. A member of the objects in a list is the list
+    of its values in those objects, nested lists spread (`spec.containers.image`: every
+    container's image), the way search engines index arrays of objects; objects where it is
+    absent add nothing. Two different paths that spell one name are an error.
+    """
+    flat: dict[str, Any] = {}
+    collected: set[str] = set()
+
+    def add(name: str, value: Any, in_list: bool) -> None:
+        if name in flat and not (in_list and name in collected):
+            raise ValueError(f"two paths spell the field {name!r}")
+        if in_list:
+            collected.add(name)
+            flat.setdefault(name, []).extend(elements(value))
+        else:
+            flat[name] = value
+
+    def walk(members: Record, prefix: str, in_list: bool) -> None:
+        for key, value in members.items():
+            name = f"{prefix}{key}"
+            add(name, value, in_list)
+            for element in elements(value):
+                if isinstance(element, Mapping):
+                    walk(element, f"{name}.", in_list or isinstance(value, list))
+
+    walk(record, "", False)
+    return flat
+
+
 # --- values through the modifiers ------------------------------------------------------
 
 

@@ -3,7 +3,7 @@ converted by pySigma's SQLite backend into queries over it.
 
 The table is built the way Zircolite builds its own: one column per field, `COLLATE NOCASE`
 (Sigma strings are case-insensitive), JSON booleans as the text `true`/`false`, a missing
-field and a null both NULL. Columns have TEXT affinity, or NUMERIC for rules that compare
+field and a null both NULL. Columns have TEXT affinity, or NUMERIC where a rule compares
 numbers (with TEXT affinity SQLite would compare `f < 5` as text).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sigma.backends.sqlite.sqlite import sqliteBackend
@@ -54,15 +54,22 @@ def column_value(value: Any) -> str | None:
 
 
 def sqlite_table(
-    records: Sequence[Mapping[str, Any]], fields: Iterable[str], numeric: bool = False
+    records: Sequence[Mapping[str, Any]],
+    fields: Iterable[str],
+    numeric: bool | Collection[str] = False,
 ) -> sqlite3.Connection:
-    """An in-memory table `logs` with a row `rid` per record (its index) and the fields."""
+    """An in-memory table `logs` with a row `rid` per record (its index) and the fields;
+    `numeric` gives NUMERIC affinity to every column (True) or to the columns it names."""
     database = sqlite3.connect(":memory:")
     database.create_function(
         "REGEXP", 2, lambda pattern, value: value is not None and bool(re.search(pattern, value))
     )
-    affinity = "NUMERIC" if numeric else "TEXT"
-    columns = "".join(f", `{name}` {affinity} COLLATE NOCASE" for name in fields)
+
+    def affinity(name: str) -> str:
+        chosen = numeric if isinstance(numeric, bool) else name in numeric
+        return "NUMERIC" if chosen else "TEXT"
+
+    columns = "".join(f", `{name}` {affinity(name)} COLLATE NOCASE" for name in fields)
     database.execute(f"CREATE TABLE {TABLE} (rid INTEGER{columns})")
     for number, record in enumerate(records):
         names = "".join(f", `{name}`" for name in record)
@@ -74,3 +81,12 @@ def sqlite_table(
 
 def matching_rows(database: sqlite3.Connection, query: str) -> set[int]:
     return {row[0] for row in database.execute(query)}
+
+
+def text_rows(database: sqlite3.Connection, fields: Iterable[str]) -> set[int]:
+    """The rows where one of the fields holds text. SQLite orders every TEXT value after
+    every number (sqlite.org/datatype3.html, "Sort Order"): in a NUMERIC column `f < 5` is
+    false and `f > 5` true for any text it kept as text, so such rows do not answer for a
+    comparison on `f`."""
+    tests = " OR ".join(f"typeof(`{name}`) = 'text'" for name in fields)
+    return matching_rows(database, f"SELECT rid FROM {TABLE} WHERE {tests}") if tests else set()

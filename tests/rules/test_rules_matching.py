@@ -126,3 +126,10 @@ def test_fields_lists_what_the_rule_reads(detection: Compile) -> None:
     rule = detection("{sel: {verb: create, objectRef.resource|contains: pod}, condition: sel}")
     assert rule.fields == frozenset({"verb", "objectRef.resource"})
     assert not rule.keyword_search
+
+
+def test_exists_through_a_list_sees_a_field_holding_an_empty_list(detection: Compile) -> None:
+    rule = detection("{sel: {a.b|exists: true}, condition: sel}")
+    assert rule.matches({"a": {"b": []}})
+    assert rule.matches({"a": [{"b": []}]})
+    assert not rule.matches({"a": [{"c": 1}]})
