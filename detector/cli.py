@@ -27,6 +27,7 @@ from detector.correlate import (
 )
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.events import Event
+from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeConfigError
 from detector.normalize import NormalizeStage, UnknownSourceError
 from detector.normalize.base import SourceRoute
@@ -77,6 +78,11 @@ def source_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--id-field", help="Dotted path of the event id of an unknown --source."),
         click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True)),
         click.option(
+            "--identities",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="Identity map (YAML): one user.identity per person across sources.",
+        ),
+        click.option(
             "--dead-letter",
             type=click.Path(path_type=Path, dir_okay=False),
             default=Path("detector.deadletter.jsonl"),
@@ -106,6 +112,7 @@ def input_spec(
     time_field: str | None,
     id_field: str | None,
     config: Path | None,
+    identities: Path | None,
     dead_letter: Path,
 ) -> InputSpec:
     settings = _settings(config)
@@ -121,8 +128,11 @@ def input_spec(
             )
         )
     registry = build_registry(settings.sources, declared)
+    chosen = IdentitySettings(map_file=identities) if identities else settings.identities
     try:
-        return InputSpec(expand_paths(paths), NormalizeStage(registry, source), dead_letter)
+        identity_map = chosen.load(registry.names)
+        stage = NormalizeStage(registry, source, identities=identity_map)
+        return InputSpec(expand_paths(paths), stage, dead_letter)
     except (UnknownSourceError, FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc.args[0])) from exc
 

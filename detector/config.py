@@ -18,6 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeSettings
 from detector.normalize.declared import DeclaredSource
 from detector.sinks.settings import SinksSettings
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     sinks: SinksSettings = Field(default_factory=SinksSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    identities: IdentitySettings = Field(default_factory=IdentitySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,8 +1,9 @@
 """Normalization: raw records in, normalized events or dead letters out.
 
 `SourceRegistry` knows the normalizers and detects the source of a record;
-`NormalizeStage` decodes one raw record (JSON or a text line), splits envelopes, and
-normalizes. It has no I/O, so every runtime wires the same object.
+`NormalizeStage` decodes one raw record (JSON or a text line), splits envelopes,
+normalizes, and sets `user.identity` from the identity map. It has no I/O, so every
+runtime wires the same object.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import orjson
 
 from detector.deadletter import DeadLetter
 from detector.events import Event
+from detector.identity import IdentityMap
 from detector.normalize.base import NormalizationError, Normalizer, SourceRoute
 from detector.sources.records import RawRecord
 
@@ -57,11 +59,22 @@ class SourceRegistry:
 
 
 class NormalizeStage:
-    """Raw record → events and dead letters. Never raises on bad input."""
+    """Raw record → events and dead letters. Never raises on bad input.
 
-    def __init__(self, registry: SourceRegistry, source: str | None = None) -> None:
+    Each event gets its `user.identity` from `identities` (default: an empty map, where
+    every name is its own identity), so correlation rules can always group on it.
+    """
+
+    def __init__(
+        self,
+        registry: SourceRegistry,
+        source: str | None = None,
+        *,
+        identities: IdentityMap | None = None,
+    ) -> None:
         self.registry = registry
         self.forced = registry.get(source) if source else None
+        self.identities = identities if identities is not None else IdentityMap()
 
     def process(self, raw: RawRecord) -> Iterator[Event | DeadLetter]:
         """One result per record in `raw` (an envelope holds several)."""
@@ -160,11 +173,12 @@ class NormalizeStage:
                     f"unknown source: no normalizer recognises keys {keys}", origin, data
                 )
         try:
-            return normalizer.normalize(record)
+            event = normalizer.normalize(record)
         except NormalizationError as exc:
             return DeadLetter(f"{normalizer.name}: {exc}", origin, data, normalizer.name)
         except Exception as exc:  # a normalizer bug must not stop the stream
             return _failed(normalizer, exc, origin, data)
+        return self.identities.apply(event)
 
 
 def _same_file(first: RawRecord, second: RawRecord) -> bool:

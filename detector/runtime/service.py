@@ -85,7 +85,8 @@ class Service:
         self.metrics_registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.metrics_registry)
         self.registry = build_registry(settings.sources)
-        self.normalize = NormalizeStage(self.registry)
+        identities = settings.identities.load(self.registry.names)
+        self.normalize = NormalizeStage(self.registry, identities=identities)
         self.rules = build_rule_set(settings, self.registry)
         self._restore_checkpoint()
         self.queue = RecordQueue(settings.intake.queue_capacity_bytes)
@@ -245,6 +246,7 @@ def describe(settings: Settings) -> str:
     registry = build_registry(settings.sources)
     rules = build_rule_set(settings, registry)
     build_app_check(settings, registry)
+    identities = settings.identities.load(registry.names)
     intake = settings.intake
     scheme = "https" if intake.tls else "http"
     lines = [
@@ -264,6 +266,11 @@ def describe(settings: Settings) -> str:
     if not settings.sinks.outputs:
         lines.append("  none: detections go to the staging file only if experimental, else nowhere")
     lines.append(f"dead letters: {settings.service.dead_letter}")
+    lines.append(
+        f"identities: {len(identities)} mapped from {settings.identities.map_file}"
+        if settings.identities.map_file
+        else "identities: no map (each user.name is its own user.identity)"
+    )
     checkpoint_path = settings.correlation.checkpoint
     lines.append(
         f"correlation: allowed lateness {settings.correlation.allowed_lateness_seconds:g}s, "
