@@ -43,7 +43,7 @@ from detector.detections import Detection, Evidence, Window, detection_id
 from detector.events import Event, format_timestamp
 from detector.rules.compiled import CompiledRule
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, gc_paused
 from .keys import EventRecord, distinct_value, group_key, key_text, number
 from .model import NUMERIC, CorrelationRule, CorrelationSet, Slot, number_text
 from .windows import (
@@ -387,6 +387,7 @@ class CorrelationEngine:
 
     # --- checkpoints ----------------------------------------------------------------
 
+    @gc_paused()
     def snapshot(self) -> dict[str, Any]:
         """The whole state as data orjson writes (see `detector.correlate.checkpoint`);
         a copy, so the engine may go on while it is written."""
@@ -416,6 +417,7 @@ class CorrelationEngine:
             "stats": stats,
         }
 
+    @gc_paused()
     def restore(self, state: Mapping[str, Any]) -> None:
         """Continue from a `snapshot`; raises CheckpointError if it is not this rule set's."""
         if state.get("format") != CHECKPOINT_FORMAT:
