@@ -71,6 +71,13 @@ CONTROLS: dict[str, Control] = {
             "github_ip_allow_list_entry_changed",
             "github_outside_collaborator_added",
             "github_ssh_certificate_authority_added",
+            "sign_in_failed",
+            "sign_in_failure_burst",
+            "password_spray",
+            "github_located_activity",
+            "github_actor_new_country",
+            "human_request_with_source_address",
+            "identity_new_source_address",
         ),
         tags=("attack.t1556.006",),  # Modify Authentication Process: Multi-Factor Authentication
     ),
@@ -96,6 +103,13 @@ CONTROLS: dict[str, Control] = {
             "gitlab_deploy_key_added",
             "gitlab_ssh_key_added_to_another_user",
             "gitlab_oauth_application_with_api_scope_created",
+            "github_token_request",
+            "github_token_new_source_address",
+            "github_api_request_denied",
+            "github_api_denied_burst",
+            "repository_content_read",
+            "repository_clone_burst",
+            "stolen_token_*",
         ),
     ),
     "scm.protected-branches": Control(
@@ -116,6 +130,12 @@ CONTROLS: dict[str, Control] = {
             "gitlab_protected_branch_force_push_allowed",
             "gitlab_project_history_rewritten",
             "gitlab_security_policy_*",
+            "protected_branch_removal",
+            "protected_branch_created",
+            "branch_protection_not_restored",
+            "github_push",
+            "repository_new_pusher",
+            "tampered_pipeline_*",
         ),
     ),
     "scm.required-reviews": Control(
@@ -133,6 +153,7 @@ CONTROLS: dict[str, Control] = {
             "gitlab_security_policy_*",
             "bot_run_rerun_by_user",
             "fork_branch_impersonates_bot",
+            "tampered_pipeline_*",
         ),
     ),
     "scm.signed-commits": Control(
@@ -165,6 +186,9 @@ CONTROLS: dict[str, Control] = {
             "k8s_secret_read_by_human",
             "k8s_secret_read_in_system_namespace",
             "k8s_secrets_listed_cluster_wide",
+            "secrets_read_burst",
+            "secret_exfiltration_*",
+            "stolen_token_*",
         ),
     ),
     "secrets.short-lived": Control(
@@ -202,12 +226,16 @@ CONTROLS: dict[str, Control] = {
             "k8s_cluster_rbac_written_by_ci_identity",
             "k8s_binding_to_default_service_account",
             "k8s_permissions_enumerated_by_service_account",
+            "kubernetes_request_forbidden",
+            "kubernetes_forbidden_burst",
+            "kubernetes_permission_probing",
+            "deployment_hijack_*",
         ),
     ),
     "secrets.rotation": Control(
         "secrets",
         "rotated",
-        note="none yet: a credential left unrotated is an absence over time, for a correlation",
+        rules=("ci_secret_not_rotated",),
     ),
     "runners.ephemeral": Control(
         "build runners",
@@ -219,6 +247,9 @@ CONTROLS: dict[str, Control] = {
             "gitlab_ci_runner_token_reset",
             "gitlab_runner_registration_token_enabled",
             "agent_created_or_reconfigured",
+            "github_actions_self_hosted_job_started",
+            "repository_new_self_hosted_runner",
+            "rogue_runner_*",
         ),
     ),
     "runners.isolated": Control(
@@ -273,10 +304,15 @@ CONTROLS: dict[str, Control] = {
             "security_scan_job_cancelled",
             "image_pushed_by_non_ci_identity",
             "anonymous_write",
+            "registry_manifest_pushed",
+            "image_new_pusher",
+            "image_swap_*",
         ),
     ),
     "images.signed": Control(
-        "images", "signed", rules=("image_pushed_by_non_ci_identity", "anonymous_write")
+        "images",
+        "signed",
+        rules=("image_pushed_by_non_ci_identity", "anonymous_write", "image_swap_*"),
     ),
     "images.immutable-tags": Control(
         "images",
@@ -303,7 +339,11 @@ CONTROLS: dict[str, Control] = {
     "images.approved-registries": Control(
         "images",
         "only approved registries in production",
-        rules=("k8s_image_from_unapproved_registry",),
+        rules=(
+            "k8s_image_from_unapproved_registry",
+            "kubernetes_workload_image_set",
+            "namespace_new_image",
+        ),
     ),
     "deployment.rbac": Control(
         "deployment",
@@ -322,6 +362,8 @@ CONTROLS: dict[str, Control] = {
             "k8s_csr_approved_by_user",
             "k8s_node_proxy_kubelet_api",
             "k8s_pod_created_in_system_namespace",
+            "deployment_hijack_*",
+            "kubernetes_permission_probing",
         ),
     ),
     "deployment.admission-policies": Control(
@@ -333,6 +375,8 @@ CONTROLS: dict[str, Control] = {
             "k8s_gatekeeper_*",
             "k8s_namespace_pod_security_enforcement_weakened",
             "k8s_image_from_unapproved_registry",
+            "kubernetes_admission_control_disabled*",
+            "kubernetes_high_severity_request",
         ),
         tags=("attack.t1611",),  # Escape to Host: a privileged or hostPath pod was admitted
     ),
@@ -360,6 +404,9 @@ CONTROLS: dict[str, Control] = {
             "production_build_remote_trigger",
             "production_job_modified",
             "job_enabled",
+            "github_actions_deployment_job_completed",
+            "repository_new_deployer",
+            "tampered_pipeline_*",
         ),
     ),
     "deployment.gitops-only-writers": Control(
@@ -376,12 +423,18 @@ CONTROLS: dict[str, Control] = {
             "k8s_pod_copy_via_exec",
             "k8s_pod_attach",
             "k8s_pod_ephemeral_debug_container",
+            "production_namespace_new_writer",
+            "deployment_hijack_*",
         ),
     ),
     "monitoring.audit-streaming": Control(
         "monitoring",
         "audit logs from every system streamed centrally",
-        rules=("github_workflow_logs_or_artifacts_deleted", "k8s_events_deleted"),
+        rules=(
+            "github_workflow_logs_or_artifacts_deleted",
+            "k8s_events_deleted",
+            "github_high_severity_change",
+        ),
         tags=("attack.t1562.008",),  # Impair Defenses: Disable or Modify Cloud Logs
     ),
     "monitoring.alerts": Control(
