@@ -76,6 +76,8 @@ PEOPLE = [
     for team in ("dev", "ops", "sre", "qa")
 ]
 BOTS = ["octo-deployer[bot]", "dependabot[bot]", "renovate[bot]"]
+#: Share of a person's Git and API activity outside the few repositories they work on.
+ELSEWHERE = 0.03
 GIT_ACTIONS = ["git.clone"] * 5 + ["git.fetch"] * 8 + ["git.push"] * 2
 
 
@@ -201,6 +203,16 @@ class Varier:
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
+    def repository(self, person: str | None) -> str:
+        """`org/repo`: a person works on the same three repositories most of the time, as
+        developers do; bots and the occasional visit go anywhere."""
+        rng = self.rng
+        if person is None or person not in PEOPLE or rng.random() < ELSEWHERE:
+            return f"{rng.choice(ORGS)}/{rng.choice(REPOS)}"
+        index = PEOPLE.index(person)
+        org = ORGS[index % len(ORGS)]
+        return f"{org}/{REPOS[(index * 3 + rng.randrange(3)) % len(REPOS)]}"
+
     def token(self, size: int = 16) -> str:
         return base64.urlsafe_b64encode(self.rng.randbytes(size)).decode().rstrip("=")
 
@@ -263,15 +275,16 @@ class Varier:
         if not routine:
             return
         rng = self.rng
-        org = rng.choice(ORGS)
-        repo = f"{org}/{rng.choice(REPOS)}"
         if record.get("action", "").startswith("git."):
             record["action"] = rng.choice(GIT_ACTIONS)
+        actor = None
         if "actor" in record:
             actor = rng.choice(BOTS) if rng.random() < 0.2 else rng.choice(PEOPLE)
             record["actor"] = actor
             record["actor_id"] = 1_000_000 + (BOTS + PEOPLE).index(actor)
             record["actor_is_bot"] = actor in BOTS
+        repo = self.repository(actor)
+        org = repo.split("/", 1)[0]
         if "actor_ip" in record:
             record["actor_ip"] = self.ip()
         record["org"] = org
@@ -296,9 +309,10 @@ class Varier:
         self.retime(record, ("created_at", "time"))
         if not routine:
             return
-        path = f"{self.rng.choice(ORGS)}/{self.rng.choice(REPOS)}"
+        author = self.rng.choice(PEOPLE)
+        path = self.repository(author)
         values = {
-            "author_name": self.rng.choice(PEOPLE),
+            "author_name": author,
             "entity_path": path,
             "target_details": path.split("/", 1)[1],
             "ip_address": self.ip(),
