@@ -44,8 +44,9 @@ from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
-from detector.runtime.errors import RulesNotLoadedError
+from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
 from detector.secrets import SecretError
+from detector.sinks.outbox import OutboxError
 from detector.sources.files import expand_paths, total_size
 from detector.sources.records import RawRecord
 
@@ -473,8 +474,17 @@ def run(config: Path | None) -> None:
     settings = _settings(config)
     try:
         serve(settings)
-    except (ConfigError, RulesNotLoadedError, SecretError, IntakeConfigError) as exc:
+    except (
+        ConfigError,
+        RulesNotLoadedError,
+        SecretError,
+        IntakeConfigError,
+        PipelineFailedError,
+        OutboxError,
+    ) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # the port is taken, a path cannot be written
+        raise click.ClickException(f"cannot run: {exc}") from exc
 
 
 @main.group("config")

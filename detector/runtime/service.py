@@ -7,6 +7,12 @@ or SIGINT stops it gracefully: the intake answers 503 and stops, the queue drain
 correlation state is checkpointed, the sinks finish their attempts in flight. SIGHUP
 reloads the rules: the new set is compiled and checked first and swapped in only if it
 loads without errors; the correlation state of the old set goes with it.
+
+A record whose processing fails unexpectedly (a bug, an unwritable staging file) is
+dead-lettered with the error and the stream goes on. If even that fails, the service
+stops as on SIGTERM and exits with an error instead of accepting records it cannot
+process. The correlation state is also saved every `checkpoint_every_seconds`, so a
+crash loses at most that much of it.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from detector.normalize.builtin import build_registry
 from detector.pipeline import DetectionStage
 from detector.rules import load_rules
 from detector.rules.routing import RuleRouter
-from detector.runtime.errors import RulesNotLoadedError
+from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
 from detector.runtime.logs import configure_logging
 from detector.runtime.metrics import PipelineMetrics, reason_label
+from detector.runtime.queue import ArrivalQueue
 from detector.sinks import build_dispatcher
 from detector.sinks.dispatcher import Dispatcher
 from detector.sources.records import RawRecord
@@ -89,7 +96,7 @@ class Service:
         self.normalize = NormalizeStage(self.registry, identities=identities)
         self.rules = build_rule_set(settings, self.registry)
         self._restore_checkpoint()
-        self.queue = RecordQueue(settings.intake.queue_capacity_bytes)
+        self.queue = ArrivalQueue(settings.intake.queue_capacity_bytes)
         self.intake = IntakeServer(
             settings.intake,
             self.queue,
@@ -106,18 +113,22 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until SIGTERM/SIGINT; then shut down gracefully."""
+        """Serve until SIGTERM/SIGINT (or the pipeline fails); then shut down gracefully."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
         consumer = asyncio.create_task(self.consume())
+        checkpoints = asyncio.create_task(self._checkpoint_periodically())
         log.info(
             "serving",
             extra={"port": self.intake.port, "rules": self.rules.rules},
         )
-        await self._stopping.wait()
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait((stopping, consumer), return_when=asyncio.FIRST_COMPLETED)
+        self._stopping.set()  # also when the consumer ended: no periodic save after the last
+        await checkpoints
         await self.stop(consumer)
 
     async def start(self) -> None:
@@ -126,11 +137,21 @@ class Service:
         await self._start_metrics()
 
     async def stop(self, consumer: asyncio.Task[None]) -> None:
-        """Stop intake, drain the queue, checkpoint, flush the sinks."""
+        """Stop intake, drain the queue, checkpoint, flush the sinks. `PipelineFailedError`
+        after all that if the consumer failed."""
         log.info("stopping")
         await self.intake.stop()
         self.queue.close()
-        await consumer
+        failure = None
+        try:
+            await consumer
+        except Exception as exc:
+            failure = exc
+            log.critical(
+                "the pipeline failed: %d accepted records were not processed",
+                len(self.queue),
+                exc_info=exc,
+            )
         self._save_checkpoint()
         await self.dispatcher.stop()
         if self._metrics_runner is not None:
@@ -139,6 +160,9 @@ class Service:
         if self._staging is not None:
             self._staging.close()
         log.info("stopped")
+        if failure is not None:
+            reason = f"{type(failure).__name__}: {failure}"
+            raise PipelineFailedError(f"the pipeline failed: {reason}") from failure
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -156,9 +180,15 @@ class Service:
     # -- the pipeline ----------------------------------------------------------------
 
     async def consume(self) -> None:
-        """Take records off the queue until it is closed and empty."""
-        async for raw in self.queue:
-            self.handle(raw, time.monotonic())
+        """Take records off the queue until it is closed and empty. A record that fails is
+        dead-lettered; an error writing that dead letter ends the consumer."""
+        async for raw, arrived in self.queue.arrivals():
+            try:
+                self.handle(raw, arrived)
+            except Exception as exc:  # the next records must not pay for this one
+                log.exception("record %s could not be processed", raw.origin)
+                reason = f"internal error: {type(exc).__name__}: {exc}"
+                self._dead_letter(DeadLetter(reason, raw.origin, raw.data, raw.source))
             await asyncio.sleep(0)  # let the intake and the sinks run between records
 
     def handle(self, raw: RawRecord, arrived: float) -> None:
@@ -212,13 +242,36 @@ class Service:
         self.rules.stage.engine.restore(saved.engine)
         log.info("correlation state restored from %s", path)
 
+    def _state(self) -> checkpoint.Checkpoint:
+        """The correlation state now: taken between records, so it is whole."""
+        return checkpoint.Checkpoint(0, ["http"], self.rules.stage.engine.snapshot())
+
     def _save_checkpoint(self) -> None:
         path = self.settings.correlation.checkpoint
         if path is None:
             return
-        engine = self.rules.stage.engine
-        checkpoint.save(path, checkpoint.Checkpoint(0, ["http"], engine.snapshot()))
+        checkpoint.save(path, self._state())
         log.info("correlation state saved to %s", path)
+
+    async def _checkpoint_periodically(self) -> None:
+        """Until the service stops: the state is copied on the loop, and encoded and written
+        in a thread, so the intake and the pipeline go on meanwhile."""
+        path = self.settings.correlation.checkpoint
+        if path is None:
+            return
+        while True:
+            try:
+                every = self.settings.correlation.checkpoint_every_seconds
+                await asyncio.wait_for(self._stopping.wait(), every)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.to_thread(checkpoint.save, path, self._state())
+            except Exception:  # the service goes on; the next save, or the one on stop, may work
+                log.exception("correlation state not saved")
+            else:
+                log.debug("correlation state saved to %s", path)
 
     # -- metrics ---------------------------------------------------------------------
 
@@ -271,10 +324,14 @@ def describe(settings: Settings) -> str:
         if settings.identities.map_file
         else "identities: no map (each user.name is its own user.identity)"
     )
-    checkpoint_path = settings.correlation.checkpoint
+    correlation = settings.correlation
+    saved = (
+        f"checkpoint {correlation.checkpoint} every {correlation.checkpoint_every_seconds:g}s"
+        if correlation.checkpoint
+        else "no checkpoint (state is lost on restart)"
+    )
     lines.append(
-        f"correlation: allowed lateness {settings.correlation.allowed_lateness_seconds:g}s, "
-        f"checkpoint {checkpoint_path or 'none (state is lost on restart)'}"
+        f"correlation: allowed lateness {correlation.allowed_lateness_seconds:g}s, {saved}"
     )
     port = settings.service.metrics_port
     metrics = f"http://{settings.service.metrics_host}:{port}/metrics" if port else "off"

@@ -1,0 +1,32 @@
+"""The intake queue as the service uses it: each record with the time it was accepted."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from itertools import repeat
+
+from detector.intake import RecordQueue
+from detector.sources.records import RawRecord
+
+
+class ArrivalQueue(RecordQueue):
+    """A `RecordQueue` that also keeps when each record was accepted, so the latency the
+    service reports includes the time a record waited in the queue."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self._arrivals: deque[float] = deque()  # time.monotonic(), in the records' order
+
+    def offer(self, records: Sequence[RawRecord]) -> bool:
+        now = time.monotonic()
+        if not super().offer(records):
+            return False
+        self._arrivals.extend(repeat(now, len(records)))
+        return True
+
+    async def arrivals(self) -> AsyncIterator[tuple[RawRecord, float]]:
+        """Every record with its arrival time, until the queue is closed and drained."""
+        async for record in self:
+            yield record, self._arrivals.popleft()
