@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeSettings
 from detector.normalize.declared import DeclaredSource
 from detector.sinks.settings import SinksSettings
+from detector.sources.follow import FollowedFile
 
 #: The shipped rule pack: `rules/` beside the package.
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -43,12 +44,43 @@ class SourcesSettings(BaseModel):
     declared: list[DeclaredSource] = Field(
         default_factory=list, description="Extra JSON audit sources read as they are."
     )
+    follow: list[FollowedFile] = Field(
+        default_factory=list, description="Log files `detector run` follows as they grow."
+    )
+    follow_state: Path | None = Field(
+        default=None,
+        description="Where the followed files' positions are saved "
+        "(default: beside the correlation checkpoint).",
+    )
 
     @field_validator("jenkins_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         zone_of(value)
         return value
+
+    @field_validator("follow")
+    @classmethod
+    def _followed_once(cls, value: list[FollowedFile]) -> list[FollowedFile]:
+        paths = [str(f.path) for f in value]
+        twice = sorted({p for p in paths if paths.count(p) > 1})
+        if twice:
+            raise ValueError(f"followed more than once: {', '.join(twice)}")
+        return value
+
+    @model_validator(mode="after")
+    def _followed_sources_known(self) -> SourcesSettings:
+        # Imported here: the registry is built from these settings.
+        from detector.normalize.builtin import build_registry
+
+        known = build_registry(self).names
+        for followed in self.follow:
+            if followed.source is not None and followed.source not in known:
+                raise ValueError(
+                    f"{followed.path}: unknown source {followed.source!r} "
+                    f"(known: {', '.join(known)})"
+                )
+        return self
 
 
 class RulesSettings(BaseModel):
