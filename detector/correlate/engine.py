@@ -23,7 +23,16 @@ theirs.
 
 State is bounded: groups idle for longer than their timespan are dropped, and each
 correlation keeps at most `max_groups` groups (the least recently active is evicted,
-counted in `stats` and logged). `snapshot` / `restore` save and resume all of it.
+counted in `stats` and logged). `snapshot` / `restore` save and resume all of it, and
+only for the same correlation rules: a checkpoint of another rule set is refused, so a
+resumed replay is always the uninterrupted one.
+
+Reloading rules in a running service is `adopt`: a fresh engine of the new rule set takes
+over the watermark, the reorder buffer, the counters and, of each correlation whose
+`definition` is unchanged (same key, section, referenced rules and carried fields), its
+groups, timers and suppression periods. Changed, added and removed correlations start
+empty (or are dropped), and the returned `Adoption` says which; buffered events keep only
+their part in the correlations carried over, since they were matched with the old rules.
 """
 
 from __future__ import annotations
@@ -124,6 +133,36 @@ class _Suppression:
     count: int = 0
     end: int = 0
     evidence: list[Ev] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """What `CorrelationEngine.adopt` carried over, by correlation key."""
+
+    #: unchanged: their open windows, groups and suppression periods go on
+    kept: tuple[str, ...]
+    #: same key, another definition: they start empty
+    changed: tuple[str, ...]
+    #: new in this rule set
+    added: tuple[str, ...]
+    #: gone from the rule set, with their state
+    removed: tuple[str, ...]
+
+
+def definition(rule: CorrelationRule) -> str:
+    """A hash of everything a correlation's state depends on: its key and section as
+    written, each slot's reference, the rule it resolves to and the record it reads, and
+    the fields it carries for the correlations referencing it."""
+    slots = [[slot.reference, _target_key(slot.target), slot.normalized] for slot in rule.slots]
+    parts = [rule.key, rule.section, slots, list(rule.carry)]
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    return detection_id(orjson.dumps(parts, option=options, default=str).decode())
+
+
+def _target_key(target: CompiledRule | CorrelationRule) -> str:
+    if isinstance(target, CorrelationRule):
+        return target.key
+    return target.id or target.name or f"title:{target.title}"
 
 
 class CorrelationEngine:
@@ -428,6 +467,50 @@ class CorrelationEngine:
             self._restore(state)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise CheckpointError(f"damaged checkpoint: {type(exc).__name__}: {exc}") from exc
+
+    @gc_paused()
+    def adopt(self, old: CorrelationEngine) -> Adoption:
+        """Take over the state of `old`, the engine of the rule set this one replaces, for
+        every correlation whose `definition` is unchanged; the rest start empty. Called on
+        a fresh engine; `old` must not be used afterwards (its suppression periods move)."""
+        if self._newest is not None or self._buffer:
+            raise ValueError("only a fresh engine can adopt another's state")
+        before = {rule.key: (index, definition(rule)) for index, rule in enumerate(old.rules)}
+        moved: dict[int, int] = {}  # old index -> new index
+        kept: list[str] = []
+        changed: list[str] = []
+        added: list[str] = []
+        for index, rule in enumerate(self.rules):
+            previous = before.get(rule.key)
+            if previous is None:
+                added.append(rule.key)
+            elif previous[1] != definition(rule):
+                changed.append(rule.key)
+            else:
+                moved[previous[0]] = index
+                kept.append(rule.key)
+        current = {rule.key for rule in self.rules}
+        removed = [rule.key for rule in old.rules if rule.key not in current]
+        self._newest, self._now = old._newest, old._now
+        self._sequence, self._last_released = old._sequence, old._last_released
+        for was, index in moved.items():
+            self._aggregators[index].restore(old._aggregators[was].snapshot())
+            self._suppressions[index] = old._suppressions[was]
+        self._buffer = []
+        for time, source, event_id, sequence, evidence, hits in old._buffer:
+            kept_hits = tuple((moved[hit[0]], *hit[1:]) for hit in hits if hit[0] in moved)
+            if kept_hits:
+                self._buffer.append((time, source, event_id, sequence, evidence, kept_hits))
+        heapq.heapify(self._buffer)
+        self._timers = [
+            (due, token, moved[index], kind, key)
+            for due, token, index, kind, key in old._timers
+            if index in moved
+        ]
+        heapq.heapify(self._timers)
+        self.stats.__dict__.update(old.stats.__dict__)
+        self.stats.detections = Counter(old.stats.detections)
+        return Adoption(tuple(kept), tuple(changed), tuple(added), tuple(removed))
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         self._newest = state["newest"]

@@ -4,9 +4,12 @@ One asyncio process: the HTTP intake puts accepted records on a byte-bounded que
 consumer normalizes, matches and correlates them; detections go to the sinks' durable
 outboxes (or, for rules with `status: experimental`, to the staging file only). SIGTERM
 or SIGINT stops it gracefully: the intake answers 503 and stops, the queue drains, the
-correlation state is checkpointed, the sinks finish their attempts in flight. SIGHUP
-reloads the rules: the new set is compiled and checked first and swapped in only if it
-loads without errors; the correlation state of the old set goes with it.
+correlation state is checkpointed, the sinks finish their attempts in flight. SIGHUP,
+and any change of a file under the rule paths (watched, debounced), reloads the rules: the
+new set is compiled off the event loop and swapped in between two records only if it
+loads without errors, taking over the correlation state of every correlation whose
+definition is unchanged (`CorrelationEngine.adopt`); a set with errors is logged, rule by
+rule, and the running set stays.
 
 A record whose processing fails unexpectedly (a bug, an unwritable staging file) is
 dead-lettered with the error and the stream goes on. If even that fails, the service
@@ -18,18 +21,21 @@ crash loses at most that much of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import IO
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from watchfiles import Change, DefaultFilter, awatch
 
-from detector.config import Settings
+from detector.config import ConfigError, Settings
 from detector.correlate import CorrelationEngine, EngineSettings, checkpoint, compile_correlations
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.detections import Detection
@@ -39,6 +45,7 @@ from detector.normalize import NormalizeStage, SourceRegistry
 from detector.normalize.builtin import build_registry
 from detector.pipeline import DetectionStage
 from detector.rules import load_rules
+from detector.rules.loader import RuleError
 from detector.rules.routing import RuleRouter
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
 from detector.runtime.logs import configure_logging
@@ -46,9 +53,15 @@ from detector.runtime.metrics import PipelineMetrics, reason_label
 from detector.runtime.queue import ArrivalQueue
 from detector.sinks import build_dispatcher
 from detector.sinks.dispatcher import Dispatcher
+from detector.sources.follow import Follower, Positions
 from detector.sources.records import RawRecord
 
 log = logging.getLogger("detector.service")
+
+#: rule file changes are taken together until the paths are quiet this long (ms) ...
+WATCH_QUIET_MS = 300
+#: ... or for at most this long, so a checkout of many files is one reload
+WATCH_DEBOUNCE_MS = 1600
 
 
 @dataclass
@@ -63,11 +76,19 @@ class RuleSet:
 
 def build_rule_set(settings: Settings, registry: SourceRegistry) -> RuleSet:
     """Load and compile the configured rules; any error refuses the whole set."""
+    compiled = compile_rule_set(settings, registry)
+    if isinstance(compiled, RuleSet):
+        return compiled
+    errors = [str(e) for e in compiled]
+    raise RulesNotLoadedError("; ".join(errors[:5]) + (" ..." if len(errors) > 5 else ""))
+
+
+def compile_rule_set(settings: Settings, registry: SourceRegistry) -> RuleSet | list[RuleError]:
+    """The configured rules compiled, or every error that refuses them."""
     loaded = load_rules(settings.rules.paths, settings.rules.placeholders or None)
     correlations = compile_correlations(loaded)
-    errors = [str(e) for e in loaded.errors] + [str(e) for e in correlations.errors]
-    if errors:
-        raise RulesNotLoadedError("; ".join(errors[:5]) + (" ..." if len(errors) > 5 else ""))
+    if loaded.errors or correlations.errors:
+        return [*loaded.errors, *correlations.errors]
     router = RuleRouter(loaded.rules, registry.routes())
     engine = CorrelationEngine(
         correlations,
@@ -106,8 +127,11 @@ class Service:
         )
         self.dispatcher: Dispatcher = build_dispatcher(settings.sinks, self.metrics_registry)
         self.letters = DeadLetterFile(settings.service.dead_letter)
+        self.followers = self._followers()
+        self._following: list[asyncio.Task[None]] = []
         self._staging: IO[bytes] | None = None
         self._stopping = asyncio.Event()
+        self._reload_requested = asyncio.Event()
         self._metrics_runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -117,7 +141,10 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        watcher = asyncio.create_task(self._watch_rules())
+        reloader = asyncio.create_task(self._reload_on_request())
+        await asyncio.sleep(0)  # the watcher's first step sets it up: before any record
         await self.start()
         consumer = asyncio.create_task(self.consume())
         checkpoints = asyncio.create_task(self._checkpoint_periodically())
@@ -129,17 +156,23 @@ class Service:
         await asyncio.wait((stopping, consumer), return_when=asyncio.FIRST_COMPLETED)
         self._stopping.set()  # also when the consumer ended: no periodic save after the last
         await checkpoints
+        reloader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reloader
+        await watcher  # it stops with `_stopping`
         await self.stop(consumer)
 
     async def start(self) -> None:
         self.dispatcher.start()
         await self.intake.start()
+        self._following = [asyncio.create_task(f.run()) for f in self.followers]
         await self._start_metrics()
 
     async def stop(self, consumer: asyncio.Task[None]) -> None:
         """Stop intake, drain the queue, checkpoint, flush the sinks. `PipelineFailedError`
         after all that if the consumer failed."""
         log.info("stopping")
+        await self._stop_following()
         await self.intake.stop()
         self.queue.close()
         failure = None
@@ -167,15 +200,98 @@ class Service:
     def request_stop(self) -> None:
         self._stopping.set()
 
-    def reload(self) -> None:
-        """Compile the configured rules again; swap them in only if they all load."""
+    def _followers(self) -> list[Follower]:
+        """One follower per `sources.follow` file, each feeding the intake's queue."""
+        followed = self.settings.sources.follow
         try:
-            rules = build_rule_set(self.settings, self.registry)
-        except RulesNotLoadedError as exc:
-            log.error("rules not reloaded, the running set stays: %s", exc)
+            positions = Positions(follow_state_path(self.settings) if followed else None)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        join = self.normalize.join_continuation_lines
+        return [Follower(entry, self.queue, positions, join) for entry in followed]
+
+    async def _stop_following(self) -> None:
+        """Followers stop before the queue closes: each saves the position of the last
+        line the queue accepted."""
+        for follower in self.followers:
+            follower.stop()
+        for result in await asyncio.gather(*self._following, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.error("a follower failed", exc_info=result)
+
+    def request_reload(self) -> None:
+        """Reload the rules soon (SIGHUP, a changed rule file); requests that come while a
+        reload runs make one more reload after it."""
+        self._reload_requested.set()
+
+    async def reload(self) -> None:
+        """Compile the configured rules again, in a thread so records keep flowing; swap them
+        in only if they all load, between two records, with the state of every unchanged
+        correlation."""
+        try:
+            compiled = await asyncio.to_thread(compile_rule_set, self.settings, self.registry)
+        except Exception:
+            log.exception("rules not reloaded, the running set stays")
             return
-        self.rules = rules
-        log.info("rules reloaded: %d rules, %d correlations", rules.rules, rules.correlations)
+        if not isinstance(compiled, RuleSet):
+            for error in compiled:
+                log.error(
+                    "rule not loaded: %s",
+                    error,
+                    extra={
+                        "path": str(error.path),
+                        "rule_id": error.rule_id,
+                        "rule_title": error.title,
+                        "kind": error.kind,
+                        "reason": error.reason,
+                    },
+                )
+            log.error("rules not reloaded, the running set stays", extra={"errors": len(compiled)})
+            return
+        adoption = compiled.stage.engine.adopt(self.rules.stage.engine)
+        self.rules = compiled
+        log.info(
+            "rules reloaded: %d rules, %d correlations",
+            compiled.rules,
+            compiled.correlations,
+            extra={
+                "kept": list(adoption.kept),
+                "changed": list(adoption.changed),
+                "added": list(adoption.added),
+                "removed": list(adoption.removed),
+            },
+        )
+        for key in adoption.changed:
+            log.info(
+                "correlation %s changed: its state starts empty", key, extra={"correlation": key}
+            )
+        for key in adoption.removed:
+            log.info(
+                "correlation %s removed: its state is dropped", key, extra={"correlation": key}
+            )
+
+    async def _reload_on_request(self) -> None:
+        while True:
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            await self.reload()
+
+    async def _watch_rules(self) -> None:
+        """Request a reload whenever a file under the rule paths changes, until the service
+        stops. If watching fails the service goes on, and SIGHUP still reloads."""
+        paths, accept = _watched(self.settings.rules.paths)
+        try:
+            async for changes in awatch(
+                *paths,
+                watch_filter=accept,
+                debounce=WATCH_DEBOUNCE_MS,
+                step=WATCH_QUIET_MS,
+                stop_event=self._stopping,
+            ):
+                log.info("rule files changed", extra={"files": sorted(p for _, p in changes)})
+                self.request_reload()
+        except Exception:
+            log.exception("rule files are not watched any more")
 
     # -- the pipeline ----------------------------------------------------------------
 
@@ -293,6 +409,23 @@ class Service:
         ).start()
 
 
+def _watched(paths: Sequence[Path]) -> tuple[list[Path], Callable[[Change, str], bool]]:
+    """What to watch for `paths`, and which changes count: directories as they are, a file
+    through its directory, since editors replace a file by renaming a new one over it;
+    editors' swap and backup files never count."""
+    files = {path.resolve() for path in paths if path.is_file()}
+    directories = [path.resolve() for path in paths if not path.is_file()]
+    default = DefaultFilter()
+
+    def accept(change: Change, changed: str) -> bool:
+        path = Path(changed)
+        return default(change, changed) and (
+            path in files or any(path.is_relative_to(d) for d in directories)
+        )
+
+    return sorted({*directories, *(file.parent for file in files)}), accept
+
+
 def describe(settings: Settings) -> str:
     """What `detector run` will do with `settings`: rules, routes, sinks. Reads every
     secret (so a missing one is reported) but prints none."""
@@ -318,6 +451,11 @@ def describe(settings: Settings) -> str:
         lines.append(f"  {output.name}: {output.type}")
     if not settings.sinks.outputs:
         lines.append("  none: detections go to the staging file only if experimental, else nowhere")
+    for followed in settings.sources.follow:
+        lines.append(
+            f"follows {followed.path} ({followed.source or 'source detected per record'}), "
+            f"positions in {follow_state_path(settings) or 'memory only'}"
+        )
     lines.append(f"dead letters: {settings.service.dead_letter}")
     lines.append(
         f"identities: {len(identities)} mapped from {settings.identities.map_file}"
@@ -364,3 +502,12 @@ def serve(settings: Settings) -> None:
         asyncio.run(service.run())
     else:
         uvloop.run(service.run())
+
+
+def follow_state_path(settings: Settings) -> Path | None:
+    """Where followed files' positions are saved: `sources.follow_state`, else beside
+    the correlation checkpoint (`state.json` → `state.follow.json`), else nowhere."""
+    if settings.sources.follow_state is not None:
+        return settings.sources.follow_state
+    checkpoint_path = settings.correlation.checkpoint
+    return None if checkpoint_path is None else checkpoint_path.with_suffix(".follow.json")
