@@ -30,8 +30,9 @@ unit:
 # What CI runs: lint, types, the rule pack, then every test.
 test: lint typecheck rules unit
 
+# The main job: replay a shipped incident scenario through the shipped rule pack.
 demo:
-	$(BIN)/detector normalize samples/
+	$(BIN)/detector replay replay/01-stolen-github-token/logs
 
 schemas:
 	$(BIN)/detector schema export
