@@ -95,6 +95,10 @@ class RulesSettings(BaseModel):
     placeholders: dict[str, list[str]] = Field(
         default_factory=dict, description="Values of %name% placeholders, by name."
     )
+    watch: bool = Field(
+        default=True,
+        description="Reload when a rule file changes (SIGHUP reloads either way).",
+    )
 
 
 class CorrelationSettings(BaseModel):

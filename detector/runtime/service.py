@@ -279,6 +279,8 @@ class Service:
     async def _watch_rules(self) -> None:
         """Request a reload whenever a file under the rule paths changes, until the service
         stops. If watching fails the service goes on, and SIGHUP still reloads."""
+        if not self.settings.rules.watch:
+            return
         paths, accept = _watched(self.settings.rules.paths)
         try:
             async for changes in awatch(
