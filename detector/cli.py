@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -36,6 +36,7 @@ from detector.normalize.declared import DeclaredSource
 from detector.pipeline import (
     Checkpointer,
     DetectionStage,
+    EventSelection,
     RunCounts,
     normalized_events,
     replay_detections,
@@ -46,9 +47,11 @@ from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
 from detector.secrets import SecretError
+from detector.sinks.durable import AppendLog
 from detector.sinks.outbox import OutboxError
 from detector.sources.files import expand_paths, total_size
 from detector.sources.records import RawRecord
+from detector.timestamps import TimestampError, from_iso
 
 stderr = Console(stderr=True)
 
@@ -191,6 +194,27 @@ def normalize(**options: Any) -> None:
     is_flag=True,
     help="Resume from --checkpoint: skip the records it has already read.",
 )
+@click.option(
+    "--since",
+    callback=lambda _ctx, _param, value: _event_time(value),
+    help="Use only events at or after this event time (ISO 8601 with a zone).",
+)
+@click.option(
+    "--until",
+    callback=lambda _ctx, _param, value: _event_time(value),
+    help="Use only events before this event time (ISO 8601 with a zone).",
+)
+@click.option(
+    "--only-source",
+    "only_sources",
+    multiple=True,
+    help="Use only events of this source (event.source); repeatable.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Append detections (JSON lines) to this file instead of writing them to stdout.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -199,10 +223,22 @@ def replay(
     checkpoint_path: Path | None,
     checkpoint_every: int,
     from_checkpoint: bool,
+    since: datetime | None,
+    until: datetime | None,
+    only_sources: tuple[str, ...],
+    output: Path | None,
     **options: Any,
 ) -> None:
-    """Replay audit logs through the rules and correlations: detections as JSON lines on stdout."""
+    """Replay audit logs through the rules and correlations: detections as JSON lines on
+    stdout (or --output), the inputs merged in event-time order."""
     spec = input_spec(**options)
+    unknown = sorted(set(only_sources) - set(spec.stage.registry.names))
+    if unknown:
+        known = ", ".join(spec.stage.registry.names)
+        raise click.UsageError(f"--only-source {', '.join(unknown)}: unknown (known: {known})")
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError("--since must be before --until")
+    selection = EventSelection(since, until, frozenset(only_sources))
     loaded = load_rules(rule_dirs or [DEFAULT_RULES])
     correlations = compile_correlations(loaded)
     if loaded.errors:
@@ -218,21 +254,44 @@ def replay(
     skip = _resume(engine, spec.files, checkpoint_path) if from_checkpoint else 0
     counts = RunCounts()
     out = sys.stdout.buffer
+    # --output: whole lines, appended in batches of one fsynced write each
+    log = AppendLog(output) if output is not None else None
+    pending: list[bytes] = []
+
+    def flush() -> None:
+        if log is None:
+            out.flush()
+        elif pending:
+            log.append(*pending)
+            pending.clear()
+
     with DeadLetterFile(spec.dead_letter) as letters, _progress() as progress:
         saver = None
         if checkpoint_path is not None:
             saver = Checkpointer(
-                checkpoint_path, checkpoint_every, spec.files, engine, counts, out.flush
+                checkpoint_path, checkpoint_every, spec.files, engine, counts, flush
             )
         task = progress.add_task("replay", total=total_size(spec.files))
         advance = partial(progress.advance, task)
         stage = DetectionStage(router, engine)
         for detection in replay_detections(
-            spec.files, spec.stage, stage, letters, counts, advance, skip, saver
+            spec.files, spec.stage, stage, letters, counts, advance, skip, saver, selection
         ):
-            out.write(detection.to_json() + b"\n")
-    out.flush()
+            if log is None:
+                out.write(detection.to_json() + b"\n")
+                continue
+            pending.append(detection.to_json())
+            if len(pending) >= _OUTPUT_BATCH:
+                flush()
+    flush()
+    if log is not None:
+        log.close()
     _print_summary(counts, spec.dead_letter)
+    if selection != EventSelection():
+        stderr.print(
+            f"filtered {counts.filtered} events (outside --since/--until/--only-source)",
+            highlight=False,
+        )
     stats = engine.stats
     stderr.print(
         f"rules: {len(loaded.rules)} loaded, {len(router.rules) - len(router.unrouted)} routed "
@@ -249,6 +308,21 @@ def replay(
     )
     for title, number in counts.by_rule.most_common():
         stderr.print(f"  {number:>8}  {title}", highlight=False)
+
+
+#: detections appended to --output in one write
+_OUTPUT_BATCH = 1000
+
+
+def _event_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return from_iso(text)
+    except TimestampError as exc:
+        raise click.BadParameter(
+            f"{exc}; use ISO 8601 with a zone, e.g. 2025-03-11T10:00Z"
+        ) from exc
 
 
 def _lateness(text: str) -> timedelta | None:

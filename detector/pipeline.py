@@ -1,5 +1,5 @@
-"""The batch pipeline over files: read → normalize → (match → correlate) with counts and
-dead letters.
+"""The batch pipeline over files: read → normalize → (merge → select → match → correlate)
+with counts and dead letters.
 
 `detector normalize` and `detector replay` share it; the I/O (stdout, files) stays in
 the command line, except checkpoints, which `Checkpointer` writes.
@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import chain
 from pathlib import Path
 
 from detector.correlate import CorrelationEngine, checkpoint
@@ -21,6 +23,7 @@ from detector.normalize import NormalizeStage
 from detector.rules.compiled import CompiledRule
 from detector.rules.routing import RuleRouter
 from detector.sources.files import ProgressCallback, read_paths
+from detector.sources.merge import merge_by_event_time
 
 
 @dataclass
@@ -30,6 +33,8 @@ class RunCounts:
     read: int = 0
     normalized: int = 0
     dead_lettered: int = 0
+    #: normalized events outside the selection (time range, sources), never correlated
+    filtered: int = 0
     by_source: Counter[str] = field(default_factory=Counter)
     by_rule: Counter[str] = field(default_factory=Counter)
     #: records a resumed run did not use again (the checkpoint had them)
@@ -47,6 +52,32 @@ class RunCounts:
         return sum(self.by_rule.values())
 
 
+@dataclass(frozen=True)
+class EventSelection:
+    """The events a replay uses: event time in `[since, until)` and, when `sources` is not
+    empty, only those sources. The others are counted as filtered, not dead-lettered: they
+    are good records the responder chose not to look at."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    sources: frozenset[str] = frozenset()
+
+    def accepts(self, event: Event) -> bool:
+        if self.since is not None and event.timestamp < self.since:
+            return False
+        if self.until is not None and event.timestamp >= self.until:
+            return False
+        return not self.sources or event.event_source in self.sources
+
+
+def _file_results(
+    name: str, stage: NormalizeStage, progress: ProgressCallback | None
+) -> Iterator[Event | DeadLetter]:
+    """One input normalized on its own (continuation lines are joined within a file)."""
+    for raw in stage.join_continuation_lines(read_paths([name], progress)):
+        yield from stage.process(raw)
+
+
 def normalized_events(
     files: Sequence[str],
     stage: NormalizeStage,
@@ -54,25 +85,35 @@ def normalized_events(
     counts: RunCounts,
     progress: ProgressCallback | None = None,
     skip: int = 0,
+    *,
+    merged: bool = False,
+    selection: EventSelection | None = None,
 ) -> Iterator[Event]:
-    """Every event of `files`, in input order; dead letters go to `letters`.
+    """Every event of `files`, in input order or, `merged`, in event-time order across the
+    files (`merge_by_event_time`); dead letters go to `letters`.
 
-    The first `skip` records (events and dead letters) are read but not used again: a run
-    resumed from a checkpoint has already had them.
+    The first `skip` results (events and dead letters) are read but not used again: a run
+    resumed from a checkpoint has already had them. The merged order is the same for the
+    same inputs, so the count means the same records on resume. Events `selection` does
+    not accept are counted as filtered and not yielded.
     """
-    for raw in stage.join_continuation_lines(read_paths(files, progress)):
-        for result in stage.process(raw):
-            if counts.skipped < skip:
-                counts.skipped += 1
-                continue
-            counts.read += 1
-            if isinstance(result, DeadLetter):
-                letters.write(result)
-                counts.dead_lettered += 1
-            else:
-                counts.normalized += 1
-                counts.by_source[result.event_source] += 1
-                yield result
+    inputs = (_file_results(name, stage, progress) for name in files)
+    results = merge_by_event_time(inputs) if merged else chain.from_iterable(inputs)
+    for result in results:
+        if counts.skipped < skip:
+            counts.skipped += 1
+            continue
+        counts.read += 1
+        if isinstance(result, DeadLetter):
+            letters.write(result)
+            counts.dead_lettered += 1
+            continue
+        counts.normalized += 1
+        counts.by_source[result.event_source] += 1
+        if selection is not None and not selection.accepts(result):
+            counts.filtered += 1
+            continue
+        yield result
 
 
 def rule_ref(rule: CompiledRule) -> RuleRef:
@@ -180,13 +221,18 @@ def replay_detections(
     progress: ProgressCallback | None = None,
     skip: int = 0,
     checkpointer: Checkpointer | None = None,
+    selection: EventSelection | None = None,
 ) -> Iterator[Detection]:
-    """Every detection of `files` in the order it is decided; late events go to `letters`.
+    """Every detection of `files`, merged in event time, in the order it is decided; late
+    events go to `letters`.
 
     The checkpoint at the end is taken before the end-of-input flush, so a run resumed
     from it with more input continues the stream as if it had never stopped.
     """
-    for event in normalized_events(files, stage, letters, counts, progress, skip):
+    events = normalized_events(
+        files, stage, letters, counts, progress, skip, merged=True, selection=selection
+    )
+    for event in events:
         for result in detector.process(event):
             if isinstance(result, DeadLetter):
                 letters.write(result)
