@@ -92,11 +92,23 @@ class Event(BaseModel):
         """The JSON shape: dotted keys, absent values left out. Unredacted: for matching."""
         return self.model_dump(by_alias=True, exclude_none=True)
 
+    def to_record(self) -> dict[str, Any]:
+        """`to_dict()` without copying nested values (lists, `raw`): for reading only, as
+        rule matching does on every event."""
+        values = self.__dict__
+        record = {key: values[name] for name, key in _JSON_KEYS if values[name] is not None}
+        record["@timestamp"] = format_timestamp(self.timestamp)
+        return record
+
     def to_json(self) -> bytes:
         """The JSON to write out: secrets in `raw` are redacted."""
         shape = self.to_dict()
         shape["raw"] = redact(self.raw)
         return orjson.dumps(shape)
+
+
+#: (attribute, JSON key) of each field, in the order `to_dict()` writes them
+_JSON_KEYS = tuple((name, info.alias or name) for name, info in Event.model_fields.items())
 
 
 def json_schema() -> dict[str, Any]:

@@ -33,6 +33,8 @@ class SourceRegistry:
     def __init__(self, detected: Sequence[Normalizer], declared: Iterable[Normalizer] = ()) -> None:
         self.detected = list(detected)
         self.by_name: dict[str, Normalizer] = {n.name: n for n in self.detected}
+        #: the detected sources that have envelopes (the others' `unwrap` is always None)
+        self.unwrapping = [n for n in self.detected if type(n).unwrap is not Normalizer.unwrap]
         for normalizer in declared:
             self.by_name[normalizer.name] = normalizer
 
@@ -88,7 +90,7 @@ class NormalizeStage:
             yield self._from_text(raw, forced, f"not JSON: {exc}")
             return
         if isinstance(document, dict):
-            candidates = [forced] if forced else self.registry.detected
+            candidates = [forced] if forced else self.registry.unwrapping
             for normalizer in candidates:
                 try:
                     items = normalizer.unwrap(document)

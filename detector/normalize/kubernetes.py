@@ -131,12 +131,16 @@ class KubernetesAuditNormalizer(Normalizer):
         )
 
     def normalize(self, record: dict[str, Any]) -> Event:
-        verb = text(record.get("verb"))
-        resource = text(dig(record, "objectRef", "resource"))
-        subresource = text(dig(record, "objectRef", "subresource"))
-        username = text(dig(record, "user", "username"))
-        audit_id = text(record.get("auditID"))
-        stage = text(record.get("stage"))
+        get = record.get
+        object_ref = _mapping(get("objectRef"))
+        user = _mapping(get("user"))
+        verb = text(get("verb"))
+        resource = text(object_ref.get("resource"))
+        subresource = text(object_ref.get("subresource"))
+        username = text(user.get("username"))
+        audit_id = text(get("auditID"))
+        stage = text(get("stage"))
+        forbidden = _mapping(get("annotations")).get(_DECISION) == "forbid"
         image_name, image_digest = _image(record, verb, resource, subresource)
         return Event(
             timestamp=first_time(record, ("stageTimestamp", "requestReceivedTimestamp")),
@@ -144,21 +148,30 @@ class KubernetesAuditNormalizer(Normalizer):
             event_source=self.name,
             event_action=_action(record, verb, resource, subresource),
             event_category=["api", "iam"] if resource in _IAM_RESOURCES else ["api"],
-            event_type=_types(record, verb),
-            event_outcome=_outcome(record),
+            event_type=_types(verb, forbidden),
+            event_outcome=_outcome(record, forbidden),
             user_name=username,
-            user_id=text(dig(record, "user", "uid")),
+            user_id=text(user.get("uid")),
             user_type=_user_type(username),
-            source_ip=_source_ip(record.get("sourceIPs")),
-            user_agent=text(record.get("userAgent")),
-            namespace=text(dig(record, "objectRef", "namespace")),
+            source_ip=_source_ip(get("sourceIPs")),
+            user_agent=text(get("userAgent")),
+            namespace=text(object_ref.get("namespace")),
             resource_kind=resource,
-            resource_name=text(dig(record, "objectRef", "name")),
+            resource_name=text(object_ref.get("name")),
             image_name=image_name,
             image_digest=image_digest,
-            token_id=_single_text(dig(record, "user", "extra", _CREDENTIAL_ID)),
+            token_id=_single_text(dig(user, "extra", _CREDENTIAL_ID)),
             raw=record,
         )
+
+
+#: Stands in for a missing or non-object nested field, so reading it gives None.
+_EMPTY: dict[str, Any] = {}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """`value` if it is an object, else an empty one (read only)."""
+    return value if isinstance(value, dict) else _EMPTY
 
 
 def _action(
@@ -175,15 +188,15 @@ def _action(
     return verb
 
 
-def _types(record: dict[str, Any], verb: str | None) -> list[str] | None:
+def _types(verb: str | None, forbidden: bool) -> list[str] | None:
     types = [_VERB_TYPES[verb]] if verb in _VERB_TYPES else []
-    if dig(record, "annotations", _DECISION) == "forbid":
+    if forbidden:
         types.append("denied")
     return types or None
 
 
-def _outcome(record: dict[str, Any]) -> Outcome | None:
-    if dig(record, "annotations", _DECISION) == "forbid":
+def _outcome(record: dict[str, Any], forbidden: bool) -> Outcome | None:
+    if forbidden:
         return "failure"
     code = dig(record, "responseStatus", "code")
     if isinstance(code, bool) or not isinstance(code, int):

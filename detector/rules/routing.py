@@ -11,9 +11,9 @@ audit source.
 The index narrows each route further: per route it picks the field that most rules
 pin to plain values (GitHub's `action`, Kubernetes' `verb`...), and an event is checked
 only against the rules whose required values contain the event's value, plus the
-rules that pin nothing. A rule's required values are derived from its condition tree
-conservatively (a necessary condition), so the result always equals checking every
-rule of the route.
+rules that pin nothing; a second field narrows those the same way. A rule's required
+values are derived from its condition tree conservatively (a necessary condition), so
+the result always equals checking every rule of the route.
 """
 
 from __future__ import annotations
@@ -45,15 +45,68 @@ NORMALIZED_PRODUCT = "cicd"
 Values = frozenset[str] | None  # None: the rule does not pin the field
 
 
+#: Rule lists at most this long are checked whole rather than narrowed further.
+_NARROW_ABOVE = 4
+
+
+@dataclass
+class _Narrowed:
+    """Rules in a fixed order, narrowed by a second field where that pays off.
+
+    Each list it returns keeps the order of `rules`, so matching through it gives the
+    same result, in the same order, as checking all of `rules`.
+    """
+
+    rules: list[CompiledRule]
+    getter: Getter | None = None
+    by_value: dict[str, list[CompiledRule]] = field(default_factory=dict)
+    unpinned: list[CompiledRule] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, rules: list[CompiledRule], pins: Mapping[int, dict[str, frozenset[str]]], used: str
+    ) -> _Narrowed:
+        narrowed = cls(rules)
+        if len(rules) <= _NARROW_ABOVE:
+            return narrowed
+        counts = Counter(name for r in rules for name in pins[id(r)] if name != used)
+        if not counts:
+            return narrowed
+        best = min(counts, key=lambda name: (-counts[name], name))
+        narrowed.getter = compile_getter(best)
+        narrowed.unpinned = [r for r in rules if best not in pins[id(r)]]
+        values = {value for r in rules for value in pins[id(r)].get(best, ())}
+        for value in values:
+            narrowed.by_value[value] = [
+                r for r in rules if best not in pins[id(r)] or value in pins[id(r)][best]
+            ]
+        return narrowed
+
+    def candidates(self, record: Mapping[str, Any]) -> Sequence[CompiledRule]:
+        if self.getter is None:
+            return self.rules
+        value = self.getter(record)
+        if value is MISSING or value is None:
+            return self.unpinned
+        if isinstance(value, str):
+            return self.by_value.get(value.lower(), self.unpinned)
+        return self.rules  # lists, and numbers Sigma compares loosely: check all
+
+
 @dataclass
 class _RouteIndex:
-    """The rules of one route, indexed by one discriminating field."""
+    """The rules of one route, indexed by one discriminating field (and a second one
+    within the rules of each value)."""
 
     rules: list[CompiledRule]
     discriminator: str | None = None
     getter: Getter | None = None
     by_value: dict[str, list[CompiledRule]] = field(default_factory=dict)
     unpinned: list[CompiledRule] = field(default_factory=list)
+    #: per value of the discriminator, its rules and the unpinned ones, narrowed
+    narrowed: dict[str, _Narrowed] = field(default_factory=dict)
+    #: the unpinned rules (for a record without the field), narrowed
+    missing: _Narrowed | None = None
 
     @classmethod
     def build(cls, rules: list[CompiledRule], indexed: bool) -> _RouteIndex:
@@ -73,14 +126,21 @@ class _RouteIndex:
             else:
                 for value in values:
                     index.by_value.setdefault(value, []).append(rule)
+        by_rule = {id(rule): pinned for rule, pinned in zip(rules, pins, strict=True)}
+        index.missing = _Narrowed.build(index.unpinned, by_rule, best)
+        for value, pinned_rules in index.by_value.items():
+            index.narrowed[value] = _Narrowed.build([*pinned_rules, *index.unpinned], by_rule, best)
         return index
 
     def candidates(self, record: Mapping[str, Any]) -> Sequence[CompiledRule]:
-        if self.getter is None:
+        if self.getter is None or self.missing is None:
             return self.rules
         value = self.getter(record)
         if value is MISSING or value is None:
-            return self.unpinned
+            return self.missing.candidates(record)
+        if isinstance(value, str):
+            narrowed = self.narrowed.get(value.lower(), self.missing)
+            return narrowed.candidates(record)
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str) for v in values):
             return self.rules  # Sigma compares numbers and strings loosely: check all
@@ -126,7 +186,7 @@ class RuleRouter:
             matched.extend(r for r in raw_index.candidates(event.raw) if r.matches(event.raw))
         normalized_index = self.normalized.get(event.event_source)
         if normalized_index is not None and normalized_index.rules:
-            record = event.to_dict()
+            record = event.to_record()
             matched.extend(r for r in normalized_index.candidates(record) if r.matches(record))
         return matched
 

@@ -122,3 +122,40 @@ def test_index_equals_checking_every_rule(audit_rules: list[CompiledRule]) -> No
         assert indexed.match(candidate) == flat.match(candidate)
 
     check()
+
+
+def test_second_field_narrows_a_value_and_keeps_the_rule_order() -> None:
+    logsource = {"product": "kubernetes", "service": "audit"}
+    pods = [
+        rule(logsource, {"s": {"verb": "create", "objectRef.resource": "pods"}, "condition": "s"}),
+        rule(logsource, {"s": {"verb": "create", "objectRef.resource": "pods"}, "condition": "s"}),
+    ]
+    secrets = rule(
+        logsource, {"s": {"verb": "create", "objectRef.resource": "secrets"}, "condition": "s"}
+    )
+    any_create = rule(logsource, {"s": {"verb": "create"}, "condition": "s"})
+    by_user = rule(logsource, {"s": {"user.username|startswith": "system:"}, "condition": "s"})
+    delete = rule(logsource, {"s": {"verb": "delete"}, "condition": "s"})
+    rules = [by_user, pods[0], secrets, any_create, pods[1], delete]
+    indexed = RuleRouter(rules, ROUTES)
+    flat = RuleRouter(rules, ROUTES, indexed=False)
+    index = indexed.raw["kubernetes"]
+    # `create` has five rules to check: narrowed by the resource, which the most pin.
+    assert index.candidates({"verb": "create", "objectRef": {"resource": "Pods"}}) == [
+        pods[0],
+        any_create,
+        pods[1],
+        by_user,
+    ]
+    # The order stays the one-field index's: the value's rules, then the unpinned ones.
+    system = {"username": "system:x"}
+    for object_ref, expected in (
+        ({"resource": "pods"}, [pods[0], any_create, pods[1], by_user]),
+        ({"resource": "secrets"}, [secrets, any_create, by_user]),
+        ({}, [any_create, by_user]),
+        ({"resource": 7}, [any_create, by_user]),
+        (None, [any_create, by_user]),
+    ):
+        raw = {"verb": "create", "objectRef": object_ref, "user": system}
+        assert indexed.match(event("kubernetes", raw)) == expected
+        assert sorted(map(id, expected)) == sorted(map(id, flat.match(event("kubernetes", raw))))
