@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import click
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -26,6 +31,7 @@ from detector.correlate import (
     parse_timespan,
 )
 from detector.deadletter import DeadLetter, DeadLetterFile
+from detector.detections import Detection
 from detector.events import Event
 from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeConfigError
@@ -37,6 +43,8 @@ from detector.pipeline import (
     Checkpointer,
     DetectionStage,
     EventSelection,
+    Pacer,
+    ProgressLine,
     RunCounts,
     normalized_events,
     replay_detections,
@@ -47,8 +55,10 @@ from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
 from detector.secrets import SecretError
+from detector.sinks import Dispatcher, SinksSettings, build_dispatcher
 from detector.sinks.durable import AppendLog
 from detector.sinks.outbox import OutboxError
+from detector.sinks.settings import OutputSettings
 from detector.sources.files import expand_paths, total_size
 from detector.sources.records import RawRecord
 from detector.timestamps import TimestampError, from_iso
@@ -215,6 +225,26 @@ def normalize(**options: Any) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Append detections (JSON lines) to this file instead of writing them to stdout.",
 )
+@click.option(
+    "--progress-every",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="When stderr is not a terminal, print a progress line every SECONDS (0: never).",
+)
+@click.option(
+    "--speed",
+    default="max",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _speed(value),
+    help="max: as fast as possible; N: N times real time by event time (1: as it happened).",
+)
+@click.option(
+    "--sink",
+    "sink_name",
+    help="Also send detections to this output of the `sinks:` section of --config; waits "
+    "for it to deliver (or its deadline) at the end.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -227,6 +257,9 @@ def replay(
     until: datetime | None,
     only_sources: tuple[str, ...],
     output: Path | None,
+    progress_every: float,
+    speed: float | None,
+    sink_name: str | None,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
@@ -252,6 +285,7 @@ def replay(
     settings = EngineSettings(allowed_lateness=_lateness(allowed_lateness), max_groups=max_groups)
     engine = CorrelationEngine(correlations, settings)
     skip = _resume(engine, spec.files, checkpoint_path) if from_checkpoint else 0
+    sink = _SinkFeed(_settings(options["config"]).sinks, sink_name) if sink_name else None
     counts = RunCounts()
     out = sys.stdout.buffer
     # --output: whole lines, appended in batches of one fsynced write each
@@ -265,25 +299,48 @@ def replay(
             log.append(*pending)
             pending.clear()
 
-    with DeadLetterFile(spec.dead_letter) as letters, _progress() as progress:
+    with (
+        DeadLetterFile(spec.dead_letter) as letters,
+        _progress() as progress,
+        sink if sink is not None else nullcontext(),
+    ):
         saver = None
         if checkpoint_path is not None:
             saver = Checkpointer(
                 checkpoint_path, checkpoint_every, spec.files, engine, counts, flush
             )
-        task = progress.add_task("replay", total=total_size(spec.files))
-        advance = partial(progress.advance, task)
+        total = total_size(spec.files)
+        task = progress.add_task("replay", total=total)
+        advance: Callable[[int], None] = partial(progress.advance, task)
+        hooks: list[Callable[[Event], None]] = []
+        if progress.disable and progress_every > 0:
+            line = ProgressLine(progress_every, total, counts, partial(click.echo, err=True))
+            advance = line.advance
+            hooks.append(lambda _event: line.tick())
+        if speed is not None:
+            hooks.append(Pacer(speed, before_wait=flush))
         stage = DetectionStage(router, engine)
         for detection in replay_detections(
-            spec.files, spec.stage, stage, letters, counts, advance, skip, saver, selection
+            spec.files,
+            spec.stage,
+            stage,
+            letters,
+            counts,
+            advance,
+            skip,
+            saver,
+            selection,
+            _each(hooks),
         ):
+            if sink is not None:
+                sink.enqueue(detection)
             if log is None:
                 out.write(detection.to_json() + b"\n")
                 continue
             pending.append(detection.to_json())
             if len(pending) >= _OUTPUT_BATCH:
                 flush()
-    flush()
+        flush()  # before waiting for the sink
     if log is not None:
         log.close()
     _print_summary(counts, spec.dead_letter)
@@ -308,6 +365,8 @@ def replay(
     )
     for title, number in counts.by_rule.most_common():
         stderr.print(f"  {number:>8}  {title}", highlight=False)
+    if sink is not None:
+        stderr.print(sink.summary(), highlight=False)
 
 
 #: detections appended to --output in one write
@@ -323,6 +382,127 @@ def _event_time(text: str | None) -> datetime | None:
         raise click.BadParameter(
             f"{exc}; use ISO 8601 with a zone, e.g. 2025-03-11T10:00Z"
         ) from exc
+
+
+def _speed(text: str) -> float | None:
+    """--speed: None for max, else the factor over real time."""
+    if text == "max":
+        return None
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if not factor > 0 or factor == float("inf"):
+        raise click.BadParameter(f"{text!r}: use max or a positive number such as 1, 10, 0.5")
+    return factor
+
+
+def _each(hooks: list[Callable[[Event], None]]) -> Callable[[Event], None] | None:
+    """One hook that runs `hooks` in order; None when there are none (nothing to call)."""
+    if not hooks:
+        return None
+    if len(hooks) == 1:
+        return hooks[0]
+
+    def run(event: Event) -> None:
+        for hook in hooks:
+            hook(event)
+
+    return run
+
+
+_T = TypeVar("_T")
+
+
+class _SinkFeed:
+    """Detections of a replay to one sink of the configuration, through the live service's
+    own outbox and delivery worker (so each detection id is still delivered once per sink).
+    The worker runs on an event loop in a thread of its own; the replay hands each
+    detection over there and it is durable in the outbox on return. Leaving the `with`
+    waits until the outbox is empty or the sink's deadline has passed, then stops it."""
+
+    _loop: asyncio.AbstractEventLoop
+    _thread: threading.Thread
+
+    def __init__(self, settings: SinksSettings, name: str) -> None:
+        chosen = [output for output in settings.outputs if output.name == name]
+        if not chosen:
+            known = ", ".join(output.name for output in settings.outputs) or "none"
+            raise click.UsageError(f"--sink {name}: no such output in `sinks:` (known: {known})")
+        self.output: OutputSettings = chosen[0]
+        self.settings = settings.model_copy(update={"outputs": [self.output]})
+        self.registry = CollectorRegistry()
+        self.sent = 0
+        self.known = 0
+        self.undelivered = 0
+        self._dispatcher: Dispatcher | None = None
+
+    def __enter__(self) -> _SinkFeed:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        try:
+            self._dispatcher = self._call(self._start())
+        except (SecretError, OutboxError) as exc:
+            self._end()
+            raise click.ClickException(f"--sink {self.output.name}: {exc}") from exc
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            self.undelivered = self._call(self._stop(drain=exc_type is None))
+        finally:
+            self._end()
+
+    def enqueue(self, detection: Detection) -> None:
+        if self._call(self._enqueue(detection)):
+            self.sent += 1
+        else:
+            self.known += 1
+
+    def summary(self) -> str:
+        name = self.output.name
+        delivered = self.registry.get_sample_value("detector_sink_deliveries_total", {"sink": name})
+        dead = sum(
+            self.registry.get_sample_value(
+                "detector_sink_dead_letters_total", {"sink": name, "reason": reason}
+            )
+            or 0.0
+            for reason in ("rejected", "deadline")
+        )
+        return (
+            f"sink {name}: {self.sent} enqueued ({self.known} it had already) · delivered "
+            f"{delivered or 0:.0f} · dead-lettered {dead:.0f} · undelivered {self.undelivered}"
+            + (f" (kept in {self.settings.outbox_dir / name})" if self.undelivered else "")
+        )
+
+    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _start(self) -> Dispatcher:
+        dispatcher = build_dispatcher(self.settings, self.registry)
+        dispatcher.start()
+        return dispatcher
+
+    async def _enqueue(self, detection: Detection) -> bool:
+        assert self._dispatcher is not None
+        return self._dispatcher.workers[0].enqueue(detection)
+
+    async def _stop(self, drain: bool) -> int:
+        """Wait for the outbox to empty (at most the deadline), stop; what is left in it."""
+        assert self._dispatcher is not None
+        outbox = self._dispatcher.workers[0].outbox
+        end = time.monotonic() + self.output.retry.deadline
+        while drain and len(outbox) and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        left = len(outbox)
+        await self._dispatcher.stop()
+        return left
+
+    def _end(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
 
 def _lateness(text: str) -> timedelta | None:

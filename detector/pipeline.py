@@ -222,9 +222,11 @@ def replay_detections(
     skip: int = 0,
     checkpointer: Checkpointer | None = None,
     selection: EventSelection | None = None,
+    before_event: Callable[[Event], None] | None = None,
 ) -> Iterator[Detection]:
     """Every detection of `files`, merged in event time, in the order it is decided; late
-    events go to `letters`.
+    events go to `letters`. `before_event` sees each selected event before it is matched
+    (pacing, progress).
 
     The checkpoint at the end is taken before the end-of-input flush, so a run resumed
     from it with more input continues the stream as if it had never stopped.
@@ -233,6 +235,8 @@ def replay_detections(
         files, stage, letters, counts, progress, skip, merged=True, selection=selection
     )
     for event in events:
+        if before_event is not None:
+            before_event(event)
         for result in detector.process(event):
             if isinstance(result, DeadLetter):
                 letters.write(result)
@@ -247,3 +251,81 @@ def replay_detections(
     for detection in detector.flush():
         counts.by_rule[detection.rule.title] += 1
         yield detection
+
+
+class Pacer:
+    """Releases events at `speed` times real time by event time: an event waits until
+    (its time - the first event's time) / speed has passed since the first was released.
+    `before_wait` runs before each pause, so what is decided so far is seen on time."""
+
+    def __init__(
+        self,
+        speed: float,
+        before_wait: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.speed = speed
+        self.before_wait = before_wait
+        self.clock = clock
+        self.sleep = sleep
+        self._first: datetime | None = None
+        self._started = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if self._first is None:
+            self._first = event.timestamp
+            self._started = self.clock()
+            return
+        due = (event.timestamp - self._first).total_seconds() / self.speed
+        wait = self._started + due - self.clock()
+        if wait > 0:
+            self.before_wait()
+            self.sleep(wait)
+
+
+class ProgressLine:
+    """A plain progress line every `every` seconds, for a stderr that is not a terminal
+    (logs of a batch job): bytes read of `total`, events, rate and, when the total is
+    known, percentage and ETA."""
+
+    def __init__(
+        self,
+        every: float,
+        total: int | None,
+        counts: RunCounts,
+        write: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every = every
+        self.total = total
+        self.counts = counts
+        self.write = write
+        self.clock = clock
+        self.bytes_read = 0
+        self._started = clock()
+        self._next = self._started + every
+
+    def advance(self, size: int) -> None:
+        """`size` more input bytes read (a `ProgressCallback`)."""
+        self.bytes_read += size
+        self.tick()
+
+    def tick(self) -> None:
+        now = self.clock()
+        if now < self._next:
+            return
+        self._next = now + self.every
+        self.write(self.line(now - self._started))
+
+    def line(self, elapsed: float) -> str:
+        events = self.counts.read
+        rate = events / elapsed if elapsed > 0 else 0.0
+        done = f"{self.bytes_read}"
+        eta = ""
+        if self.total:
+            done += f"/{self.total} ({100 * self.bytes_read / self.total:.1f}%)"
+            if self.bytes_read:
+                left = max(self.total - self.bytes_read, 0)
+                eta = f" · ETA {elapsed * left / self.bytes_read:.0f}s"
+        return f"progress: {done} · {events} events · {rate:.0f} events/s{eta}"
