@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
-import time
-from collections.abc import Callable, Coroutine
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import click
-from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -31,7 +27,6 @@ from detector.correlate import (
     parse_timespan,
 )
 from detector.deadletter import DeadLetter, DeadLetterFile
-from detector.detections import Detection
 from detector.events import Event
 from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeConfigError
@@ -55,10 +50,9 @@ from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
 from detector.secrets import SecretError
-from detector.sinks import Dispatcher, SinksSettings, build_dispatcher
+from detector.sinks.background import BackgroundSink, UnknownSinkError
 from detector.sinks.durable import AppendLog
 from detector.sinks.outbox import OutboxError
-from detector.sinks.settings import OutputSettings
 from detector.sources.files import expand_paths, total_size
 from detector.sources.records import RawRecord
 from detector.timestamps import TimestampError, from_iso
@@ -285,7 +279,10 @@ def replay(
     settings = EngineSettings(allowed_lateness=_lateness(allowed_lateness), max_groups=max_groups)
     engine = CorrelationEngine(correlations, settings)
     skip = _resume(engine, spec.files, checkpoint_path) if from_checkpoint else 0
-    sink = _SinkFeed(_settings(options["config"]).sinks, sink_name) if sink_name else None
+    try:
+        sink = BackgroundSink(_settings(options["config"]).sinks, sink_name) if sink_name else None
+    except UnknownSinkError as exc:
+        raise click.UsageError(f"--sink {sink_name}: {exc}") from exc
     counts = RunCounts()
     out = sys.stdout.buffer
     # --output: whole lines, appended in batches of one fsynced write each
@@ -302,7 +299,7 @@ def replay(
     with (
         DeadLetterFile(spec.dead_letter) as letters,
         _progress() as progress,
-        sink if sink is not None else nullcontext(),
+        _sink_started(sink),
     ):
         saver = None
         if checkpoint_path is not None:
@@ -411,98 +408,22 @@ def _each(hooks: list[Callable[[Event], None]]) -> Callable[[Event], None] | Non
     return run
 
 
-_T = TypeVar("_T")
-
-
-class _SinkFeed:
-    """Detections of a replay to one sink of the configuration, through the live service's
-    own outbox and delivery worker (so each detection id is still delivered once per sink).
-    The worker runs on an event loop in a thread of its own; the replay hands each
-    detection over there and it is durable in the outbox on return. Leaving the `with`
-    waits until the outbox is empty or the sink's deadline has passed, then stops it."""
-
-    _loop: asyncio.AbstractEventLoop
-    _thread: threading.Thread
-
-    def __init__(self, settings: SinksSettings, name: str) -> None:
-        chosen = [output for output in settings.outputs if output.name == name]
-        if not chosen:
-            known = ", ".join(output.name for output in settings.outputs) or "none"
-            raise click.UsageError(f"--sink {name}: no such output in `sinks:` (known: {known})")
-        self.output: OutputSettings = chosen[0]
-        self.settings = settings.model_copy(update={"outputs": [self.output]})
-        self.registry = CollectorRegistry()
-        self.sent = 0
-        self.known = 0
-        self.undelivered = 0
-        self._dispatcher: Dispatcher | None = None
-
-    def __enter__(self) -> _SinkFeed:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        try:
-            self._dispatcher = self._call(self._start())
-        except (SecretError, OutboxError) as exc:
-            self._end()
-            raise click.ClickException(f"--sink {self.output.name}: {exc}") from exc
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        try:
-            self.undelivered = self._call(self._stop(drain=exc_type is None))
-        finally:
-            self._end()
-
-    def enqueue(self, detection: Detection) -> None:
-        if self._call(self._enqueue(detection)):
-            self.sent += 1
-        else:
-            self.known += 1
-
-    def summary(self) -> str:
-        name = self.output.name
-        delivered = self.registry.get_sample_value("detector_sink_deliveries_total", {"sink": name})
-        dead = sum(
-            self.registry.get_sample_value(
-                "detector_sink_dead_letters_total", {"sink": name, "reason": reason}
-            )
-            or 0.0
-            for reason in ("rejected", "deadline")
-        )
-        return (
-            f"sink {name}: {self.sent} enqueued ({self.known} it had already) · delivered "
-            f"{delivered or 0:.0f} · dead-lettered {dead:.0f} · undelivered {self.undelivered}"
-            + (f" (kept in {self.settings.outbox_dir / name})" if self.undelivered else "")
-        )
-
-    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    async def _start(self) -> Dispatcher:
-        dispatcher = build_dispatcher(self.settings, self.registry)
-        dispatcher.start()
-        return dispatcher
-
-    async def _enqueue(self, detection: Detection) -> bool:
-        assert self._dispatcher is not None
-        return self._dispatcher.workers[0].enqueue(detection)
-
-    async def _stop(self, drain: bool) -> int:
-        """Wait for the outbox to empty (at most the deadline), stop; what is left in it."""
-        assert self._dispatcher is not None
-        outbox = self._dispatcher.workers[0].outbox
-        end = time.monotonic() + self.output.retry.deadline
-        while drain and len(outbox) and time.monotonic() < end:
-            await asyncio.sleep(0.05)
-        left = len(outbox)
-        await self._dispatcher.stop()
-        return left
-
-    def _end(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+@contextmanager
+def _sink_started(sink: BackgroundSink | None) -> Iterator[None]:
+    """Run `sink` for the replay; a sink that cannot start is a clear error."""
+    if sink is None:
+        yield
+        return
+    try:
+        sink.__enter__()
+    except (SecretError, OutboxError) as exc:
+        raise click.ClickException(f"--sink {sink.output.name}: {exc}") from exc
+    try:
+        yield
+    except BaseException as exc:
+        sink.__exit__(type(exc), exc, None)
+        raise
+    sink.__exit__(None, None, None)
 
 
 def _lateness(text: str) -> timedelta | None:
