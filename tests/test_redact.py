@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from detector.events import Event
 from detector.redact import REDACTED, redact, redact_text
+from tests.strategies import JSON_VALUES as json_values
 
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
 GITLAB_TOKEN = "glpat-" + "x" * 20
@@ -55,13 +56,6 @@ def test_events_are_written_redacted_but_matched_as_they_are() -> None:
     assert orjson.loads(event.to_json())["raw"] == {"message": f"leaked {REDACTED}"}
     assert event.to_dict()["raw"] == raw
     assert raw == {"message": f"leaked {GITHUB_TOKEN}"}  # the input is not changed
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-    max_leaves=10,
-)
 
 
 @given(value=json_values, secret=st.sampled_from([GITHUB_TOKEN, GITLAB_TOKEN, JWT]))

@@ -18,6 +18,7 @@ from detector.normalize.base import NormalizationError, content_id
 from detector.normalize.builtin import build_registry
 from detector.normalize.cloudtrail import CloudTrailNormalizer
 from detector.sources.files import read_paths
+from tests.strategies import JSON_VALUES
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sources"
 CLOUDTRAIL = FIXTURES / "cloudtrail"
@@ -441,20 +442,6 @@ def test_no_other_source_fixture_is_claimed_by_cloudtrail() -> None:
 
 # Properties ---------------------------------------------------------------------------
 
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=12,
-)
 #: Token subjects: GitHub and GitLab shapes with odd parts, and colon-separated noise.
 SUBJECTS = st.from_regex(
     r"(repo:[a-z/]{0,4}/[a-z:]{0,4}(:ref:refs/heads/[a-z/:]{0,5})?"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from detector.normalize.base import NormalizationError, content_id
 from detector.normalize.github import ECS_TYPES_BY_CATEGORY, GitHubAuditNormalizer, classify
+from tests.strategies import JSON_VALUES
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sources" / "github"
 NORMALIZER = GitHubAuditNormalizer()
@@ -637,21 +638,6 @@ def test_logsource_of_sigmahq_github_rules() -> None:
 
 # --- robustness ----------------------------------------------------------------------
 
-# orjson decodes integers beyond 64 bits as floats, so records never carry larger ones.
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=30)
-)
-JSON_VALUES = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 SIGNATURE_KEYS = (
     "action",
     "actor",

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from detector.normalize.base import NormalizationError
 from detector.normalize.gitlab import GitLabAuditNormalizer
 from detector.redact import redact
+from tests.strategies import JSON_VALUES as _JSON
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sources" / "gitlab"
 NORMALIZER = GitLabAuditNormalizer()
@@ -651,20 +652,6 @@ def test_error_reasons(change: dict[str, Any], reason: str) -> None:
 
 # --- robustness -----------------------------------------------------------------------
 
-_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-_JSON = st.recursive(
-    _SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
 _KEYS = st.sampled_from(
     [
         "id",

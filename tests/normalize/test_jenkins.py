@@ -17,6 +17,7 @@ from detector.events import Event
 from detector.normalize.base import NormalizationError, content_id
 from detector.normalize.jenkins import JenkinsAuditNormalizer
 from detector.redact import redact
+from tests.strategies import JSON_VALUES as JSON
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sources" / "jenkins"
 NORMALIZER = JenkinsAuditNormalizer()
@@ -708,19 +709,6 @@ def test_normalize_leaves_the_record_untouched() -> None:
 
 # ---- robustness
 
-# JSON values as a decoder produces them (orjson keeps integers within 64 bits).
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats()
-    | st.text(max_size=20)
-)
-JSON = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=12,
-)
 MONTHS = st.sampled_from(["Jan", "Feb", "Mar", "Jun", "Sep", "Dec", "Mär"])
 DATES = st.builds(
     "{} {}, {} {}:{:02d}:{:02d},{:03d} {}".format,

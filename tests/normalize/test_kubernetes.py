@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from detector.events import Event
 from detector.normalize.base import NormalizationError, content_id
 from detector.normalize.kubernetes import KubernetesAuditNormalizer
+from tests.strategies import JSON_VALUES as JSON
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sources" / "kubernetes"
 NORMALIZER = KubernetesAuditNormalizer()
@@ -608,19 +609,6 @@ def test_normalize_leaves_the_record_untouched() -> None:
     assert record == before
 
 
-# JSON values as a decoder produces them (orjson keeps integers within 64 bits).
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats()
-    | st.text(max_size=20)
-)
-JSON = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=12,
-)
 TIMES = st.sampled_from(
     [
         "2025-05-02T08:00:00.123456Z",

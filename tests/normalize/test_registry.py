@@ -18,6 +18,7 @@ from detector.normalize.base import NormalizationError, content_id
 from detector.normalize.builtin import build_registry
 from detector.normalize.registry import RegistryNormalizer
 from detector.sources.files import read_paths
+from tests.strategies import JSON_VALUES
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sources"
 REGISTRY = FIXTURES / "registry"
@@ -385,20 +386,6 @@ def test_no_other_source_fixture_is_claimed_by_registry() -> None:
 
 # Properties -------------------------------------------------------------------------
 
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=12,
-)
 TIMESTAMPS = st.sampled_from(
     ["2016-03-09T14:44:26.402973972-08:00", "2025-04-16T02:46:56Z", "2025-04-16"]
 )

@@ -16,6 +16,7 @@ from detector.normalize import NormalizeStage, UnknownSourceError
 from detector.normalize.builtin import build_registry
 from detector.normalize.declared import DeclaredSource
 from detector.sources.records import RawRecord
+from tests.strategies import JSON_VALUES as json_values
 
 REGISTRY = build_registry(SourcesSettings())
 STAGE = NormalizeStage(REGISTRY)
@@ -116,12 +117,6 @@ def test_declared_source_passes_records_through() -> None:
     assert registry.get("bitbucket").product == "bitbucket"
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text()
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
 # Records shaped like the known sources, with arbitrary values under their keys.
 signature_keys = st.sampled_from(
     [

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.sources.files import expand_paths, read_paths, read_stream
+from tests.strategies import JSON_VALUES as json_values
 
 
 def records(data: bytes, chunk_size: int = 1 << 20) -> list[bytes]:
@@ -79,13 +80,6 @@ def test_progress_counts_bytes_on_disk(tmp_path: Path) -> None:
     seen: list[int] = []
     assert len(list(read_paths([str(path)], seen.append))) == 1000
     assert sum(seen) == path.stat().st_size
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-    max_leaves=8,
-)
 
 
 @settings(max_examples=200, deadline=None)
