@@ -96,7 +96,9 @@ class Event(BaseModel):
         """`to_dict()` without copying nested values (lists, `raw`): for reading only, as
         rule matching does on every event."""
         values = self.__dict__
-        record = {key: values[name] for name, key in _JSON_KEYS if values[name] is not None}
+        record = {
+            key: values[name] for key, name in FIELD_ATTRIBUTES.items() if values[name] is not None
+        }
         record["@timestamp"] = format_timestamp(self.timestamp)
         return record
 
@@ -107,8 +109,8 @@ class Event(BaseModel):
         return orjson.dumps(shape)
 
 
-#: (attribute, JSON key) of each field, in the order `to_dict()` writes them
-_JSON_KEYS = tuple((name, info.alias or name) for name, info in Event.model_fields.items())
+#: JSON key -> attribute of each field, in the order `to_dict()` writes them
+FIELD_ATTRIBUTES = {info.alias or name: name for name, info in Event.model_fields.items()}
 
 
 def json_schema() -> dict[str, Any]:

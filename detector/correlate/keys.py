@@ -16,14 +16,12 @@ from typing import Any
 
 import orjson
 
-from detector.events import Event, format_timestamp
+from detector.events import FIELD_ATTRIBUTES, Event, format_timestamp
 from detector.rules.fields import MISSING, Getter, as_number, text_of
 
 from .windows import Key, Value
 
 _JSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-#: JSON key -> attribute of each field of the normalized event
-_ATTRIBUTES = {info.alias or name: name for name, info in Event.model_fields.items()}
 
 
 class EventRecord(Mapping[str, Any]):
@@ -37,7 +35,7 @@ class EventRecord(Mapping[str, Any]):
         self._event = event
 
     def __getitem__(self, key: str) -> Any:
-        name = _ATTRIBUTES.get(key)
+        name = FIELD_ATTRIBUTES.get(key)
         value = None if name is None else getattr(self._event, name)
         if value is None:
             raise KeyError(key)
@@ -50,13 +48,13 @@ class EventRecord(Mapping[str, Any]):
             return default
 
     def __iter__(self) -> Iterator[str]:
-        return (key for key in _ATTRIBUTES if key in self)
+        return (key for key in FIELD_ATTRIBUTES if key in self)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
     def __contains__(self, key: object) -> bool:
-        name = _ATTRIBUTES.get(key) if isinstance(key, str) else None
+        name = FIELD_ATTRIBUTES.get(key) if isinstance(key, str) else None
         return name is not None and getattr(self._event, name) is not None
 
 
