@@ -13,7 +13,16 @@ from typing import Any, BinaryIO
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from detector import __version__, schemas
 from detector.config import DEFAULT_RULES, ConfigError, Settings, load_settings
@@ -21,6 +30,7 @@ from detector.correlate import (
     DEFAULT_MAX_GROUPS,
     CheckpointError,
     CorrelationEngine,
+    CorrelationSet,
     EngineSettings,
     checkpoint,
     compile_correlations,
@@ -44,6 +54,7 @@ from detector.pipeline import (
     normalized_events,
     replay_detections,
 )
+from detector.report import Report, ReportCollector, provenance, render
 from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
@@ -103,6 +114,15 @@ def source_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+report_option = click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a self-contained HTML report here: timelines, evidence, correlation chains, "
+    "counts, dead-letter reasons, the command and the rule versions.",
+)
+
+
 @dataclass
 class InputSpec:
     """The input of a batch command, validated."""
@@ -152,7 +172,7 @@ def normalize(**options: Any) -> None:
     spec = input_spec(**options)
     counts = RunCounts()
     out = sys.stdout.buffer
-    with DeadLetterFile(spec.dead_letter) as letters, _progress() as progress:
+    with DeadLetterFile(spec.dead_letter) as letters, _progress(counts) as progress:
         task = progress.add_task("normalize", total=total_size(spec.files))
         advance = partial(progress.advance, task)
         for event in normalized_events(spec.files, spec.stage, letters, counts, advance):
@@ -239,6 +259,7 @@ def normalize(**options: Any) -> None:
     help="Also send detections to this output of the `sinks:` section of --config; waits "
     "for it to deliver (or its deadline) at the end.",
 )
+@report_option
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -254,6 +275,7 @@ def replay(
     progress_every: float,
     speed: float | None,
     sink_name: str | None,
+    report_path: Path | None,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
@@ -266,16 +288,7 @@ def replay(
     if since is not None and until is not None and since >= until:
         raise click.UsageError("--since must be before --until")
     selection = EventSelection(since, until, frozenset(only_sources))
-    loaded = load_rules(rule_dirs or [DEFAULT_RULES])
-    correlations = compile_correlations(loaded)
-    if loaded.errors:
-        stderr.print(
-            f"{len(loaded.errors)} rule(s) not loaded; `detector rules lint` says why",
-            highlight=False,
-        )
-    for error in correlations.errors:
-        stderr.print(f"correlation not loaded: {error}", highlight=False)
-    router = RuleRouter(loaded.rules, spec.stage.registry.routes(), indexed=not no_index)
+    loaded, correlations, router = _rule_set(rule_dirs, spec, indexed=not no_index)
     settings = EngineSettings(allowed_lateness=_lateness(allowed_lateness), max_groups=max_groups)
     engine = CorrelationEngine(correlations, settings)
     skip = _resume(engine, spec.files, checkpoint_path) if from_checkpoint else 0
@@ -284,6 +297,7 @@ def replay(
     except UnknownSinkError as exc:
         raise click.UsageError(f"--sink {sink_name}: {exc}") from exc
     counts = RunCounts()
+    collector = ReportCollector() if report_path is not None else None
     out = sys.stdout.buffer
     # --output: whole lines, appended in batches of one fsynced write each
     log = AppendLog(output) if output is not None else None
@@ -297,8 +311,8 @@ def replay(
             pending.clear()
 
     with (
-        DeadLetterFile(spec.dead_letter) as letters,
-        _progress() as progress,
+        DeadLetterFile(spec.dead_letter, collector.dead_letter if collector else None) as letters,
+        _progress(counts) as progress,
         _sink_started(sink),
     ):
         saver = None
@@ -316,7 +330,7 @@ def replay(
             hooks.append(lambda _event: line.tick())
         if speed is not None:
             hooks.append(Pacer(speed, before_wait=flush))
-        stage = DetectionStage(router, engine)
+        stage = DetectionStage(router, engine, collector.event_matched if collector else None)
         for detection in replay_detections(
             spec.files,
             spec.stage,
@@ -331,6 +345,8 @@ def replay(
         ):
             if sink is not None:
                 sink.enqueue(detection)
+            if collector is not None:
+                collector.detection(detection)
             if log is None:
                 out.write(detection.to_json() + b"\n")
                 continue
@@ -364,6 +380,40 @@ def replay(
         stderr.print(f"  {number:>8}  {title}", highlight=False)
     if sink is not None:
         stderr.print(sink.summary(), highlight=False)
+    if collector is not None and report_path is not None:
+        _write_report(report_path, "Replay report", loaded, correlations, counts, collector)
+
+
+def _rule_set(
+    rule_dirs: tuple[Path, ...], spec: InputSpec, indexed: bool = True
+) -> tuple[LoadResult, CorrelationSet, RuleRouter]:
+    """Load `rule_dirs` (default: the shipped pack), saying on stderr what did not load."""
+    loaded = load_rules(rule_dirs or [DEFAULT_RULES])
+    correlations = compile_correlations(loaded)
+    if loaded.errors:
+        stderr.print(
+            f"{len(loaded.errors)} rule(s) not loaded; `detector rules lint` says why",
+            highlight=False,
+        )
+    for error in correlations.errors:
+        stderr.print(f"correlation not loaded: {error}", highlight=False)
+    router = RuleRouter(loaded.rules, spec.stage.registry.routes(), indexed=indexed)
+    return loaded, correlations, router
+
+
+def _write_report(
+    path: Path,
+    title: str,
+    loaded: LoadResult,
+    correlations: CorrelationSet,
+    counts: RunCounts,
+    collector: ReportCollector,
+) -> None:
+    origin = provenance(sys.argv[1:], loaded.rules, correlations.rules)
+    document = render(Report(title, origin, counts, collector))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document, encoding="utf-8")
+    stderr.print(f"report: {path}", highlight=False)
 
 
 #: detections appended to --output in one write
@@ -627,12 +677,28 @@ def _print_summary(counts: RunCounts, dead_letter: Path) -> None:
         stderr.print(f"by source: {by_source}", highlight=False)
 
 
-def _progress() -> Progress:
-    """A byte-based progress bar on stderr; silent when stderr is not a terminal."""
+class _EventRate(ProgressColumn):
+    """Events per second so far, read from the run's counts when the bar refreshes."""
+
+    def __init__(self, counts: RunCounts) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def render(self, task: Task) -> Text:
+        elapsed = self.counts.elapsed
+        rate = self.counts.read / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:,.0f} events/s", style="progress.data.speed")
+
+
+def _progress(counts: RunCounts) -> Progress:
+    """A byte-based progress bar on stderr (bytes read of the total, events/s, ETA);
+    silent when stderr is not a terminal."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         DownloadColumn(),
+        _EventRate(counts),
+        TextColumn("ETA"),
         TimeRemainingColumn(),
         console=stderr,
         transient=True,

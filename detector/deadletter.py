@@ -7,6 +7,7 @@ record can be fixed and fed again.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -40,14 +41,18 @@ class DeadLetter:
 
 
 class DeadLetterFile:
-    """Appends dead letters as JSON lines; the file is created on the first one only."""
+    """Appends dead letters as JSON lines; the file is created on the first one only.
+    `observer` sees each letter written (a report counts the reasons)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, observer: Callable[[DeadLetter], None] | None = None) -> None:
         self.path = path
         self.count = 0
+        self.observer = observer
         self._handle: IO[bytes] | None = None
 
     def write(self, letter: DeadLetter) -> None:
+        if self.observer is not None:
+            self.observer(letter)
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("ab")

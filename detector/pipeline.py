@@ -159,15 +159,26 @@ class SingleEventMatcher:
 
 class DetectionStage:
     """Event → detections: single-event ones at once, correlation ones as event time
-    decides them (and dead letters for events too late to correlate)."""
+    decides them (and dead letters for events too late to correlate).
 
-    def __init__(self, router: RuleRouter, engine: CorrelationEngine) -> None:
+    `on_match` sees each event that matched at least one rule: the only events that can
+    become evidence, so a report can keep their fields without keeping every event."""
+
+    def __init__(
+        self,
+        router: RuleRouter,
+        engine: CorrelationEngine,
+        on_match: Callable[[Event], None] | None = None,
+    ) -> None:
         self.router = router
         self.engine = engine
         self.matcher = SingleEventMatcher(router, engine.silenced)
+        self.on_match = on_match
 
     def process(self, event: Event) -> list[Detection | DeadLetter]:
         matched = self.router.match(event)
+        if matched and self.on_match is not None:
+            self.on_match(event)
         result: list[Detection | DeadLetter] = list(self.matcher.detections_for(event, matched))
         result.extend(self.engine.process(event, matched))
         return result
