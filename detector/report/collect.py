@@ -82,6 +82,17 @@ class ReportCollector:
         self.identities: dict[str, list[float]] = {}
         self.dead_letters: Counter[str] = Counter()
         self._facts: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        #: event time of the first and last event replayed
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def event_seen(self, event: Event) -> None:
+        """Every replayed event: the period the report covers."""
+        when = event.timestamp
+        if self.first is None or when < self.first:
+            self.first = when
+        if self.last is None or when > self.last:
+            self.last = when
 
     def event_matched(self, event: Event) -> None:
         """`event` matched a rule: it may become evidence, so remember its fields."""
@@ -142,9 +153,17 @@ class ReportCollector:
     def detections(self) -> int:
         return sum(stats.count for stats in self.rules.values())
 
-    def span(self) -> tuple[datetime, datetime] | None:
+    def detection_span(self) -> tuple[datetime, datetime] | None:
         """First and last detection time."""
-        times = [t for stats in self.rules.values() for t in (min(stats.times), max(stats.times))]
+        return self._span([])
+
+    def span(self) -> tuple[datetime, datetime] | None:
+        """The replayed period: first and last event time (and detection time: a
+        correlation may be decided after the last event)."""
+        return self._span([t.timestamp() for t in (self.first, self.last) if t is not None])
+
+    def _span(self, times: list[float]) -> tuple[datetime, datetime] | None:
+        times += [t for stats in self.rules.values() for t in (min(stats.times), max(stats.times))]
         if not times:
             return None
         return datetime.fromtimestamp(min(times), UTC), datetime.fromtimestamp(max(times), UTC)
@@ -167,7 +186,7 @@ class RuleSummary:
 
 
 def days(collector: ReportCollector) -> list[str]:
-    """Every day (ISO date) from the first detection's to the last's."""
+    """Every day (ISO date) of the replayed period."""
     span = collector.span()
     if span is None:
         return []
@@ -188,7 +207,7 @@ def rule_summaries(collector: ReportCollector, top: int = 5) -> list[RuleSummary
             count=stats.count,
             share=stats.count / total,
             per_day=[stats.by_day.get(day, 0) for day in every_day],
-            top_groups=stats.groups.most_common(top),
+            top_groups=sorted(stats.groups.items(), key=lambda g: (-g[1], g[0]))[:top],
         )
         for stats in ranked
     ]

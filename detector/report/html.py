@@ -98,7 +98,7 @@ def _summary(counts: RunCounts, collector: ReportCollector) -> str:
 
 
 def _timelines(collector: ReportCollector) -> str:
-    span = collector.span()
+    span = collector.detection_span()
     if span is None:
         return '<h2 id="timeline">Timeline</h2><p>no detections</p>'
     start, end = span[0].timestamp(), span[1].timestamp()
@@ -109,8 +109,9 @@ def _timelines(collector: ReportCollector) -> str:
     return "".join(
         [
             '<h2 id="timeline">Timeline</h2>',
-            f'<p class="muted">event time {escape(format_timestamp(span[0]))} to '
-            f"{escape(format_timestamp(span[1]))} (UTC); bar height: detections in the "
+            f'<p class="muted">from the first detection to the last, in event time: '
+            f"{escape(format_timestamp(span[0]))} to "
+            f"{escape(format_timestamp(span[1]))}; bar height: detections in the "
             "interval, relative to the busiest one</p>",
             "<h3>Detections per rule</h3>",
             _chart(rule_lanes, start, end, "Detections per rule over event time"),
