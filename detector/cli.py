@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
@@ -22,6 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from detector import __version__, schemas
@@ -434,6 +438,125 @@ def backtest(
     Console().print(backtest_table(summaries, days(collector)))
     if report_path is not None:
         _write_report(report_path, "Backtest report", loaded, correlations, counts, collector)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--to", "base_url", required=True, help="The service's intake: https://host:port")
+@click.option(
+    "--token-env",
+    "token_envs",
+    multiple=True,
+    required=True,
+    help="Environment variable holding the intake secret: NAME for every route, or "
+    "ROUTE=NAME for one (kubernetes, gitlab, github, generic/<source>); repeatable.",
+)
+@click.option(
+    "--watch-output",
+    "watch",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A JSON-lines file the service writes detections to (a `file` sink, the staging "
+    "output); repeatable.",
+)
+@click.option(
+    "--speed",
+    default="max",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _speed(value),
+    help="max: as fast as the intake accepts; N: N times real time by event time.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait after the last record for the expected detections.",
+)
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def drill(
+    scenario: Path,
+    base_url: str,
+    token_envs: tuple[str, ...],
+    watch: tuple[Path, ...],
+    speed: float | None,
+    deadline: float,
+    config: Path | None,
+) -> None:
+    """Send an incident SCENARIO of replay/ to a running service, its times shifted to end
+    now, and report which expected detections arrived and how fast; exit 1 if any did not."""
+    import aiohttp
+
+    from detector.drill.client import IntakeError, route_of
+    from detector.drill.runner import run_drill
+    from detector.drill.scenario import ScenarioError, load_scenario
+
+    settings = _settings(config)
+    stage = NormalizeStage(build_registry(settings.sources))
+    try:
+        loaded = load_scenario(scenario, stage)
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from exc
+    routes = {route_of(record.source) for record in loaded.records}
+    secrets = _route_secrets(token_envs, routes)
+    stderr.print(
+        f"drill {scenario.name}: {len(loaded.records)} records to {base_url}, "
+        f"{len(loaded.expected)} detections expected",
+        highlight=False,
+    )
+    try:
+        result = asyncio.run(
+            run_drill(
+                loaded,
+                base_url,
+                secrets,
+                watch,
+                deadline,
+                speed,
+                ZoneInfo(settings.sources.jenkins_timezone),
+                partial(stderr.print, highlight=False),
+            )
+        )
+    except (IntakeError, aiohttp.ClientError) as exc:
+        raise click.ClickException(f"sending to {base_url}: {exc}") from exc
+    table = Table(title=f"drill {scenario.name}: shifted by {result.shift}")
+    for column in ("rule", "group", "arrived", "after start", "after its record"):
+        table.add_column(column)
+    for arrival in sorted(result.arrived, key=lambda a: a.after_start):
+        latency = "-" if arrival.latency is None else f"{arrival.latency:.3f}s"
+        group = arrival.expected.group or ""
+        table.add_row(
+            Text(arrival.expected.title), Text(group), "yes", f"{arrival.after_start:.2f}s", latency
+        )
+    for missing in result.missing:
+        table.add_row(Text(missing.title), Text(missing.group or ""), "[red]NO[/red]", "-", "-")
+    Console().print(table)
+    arrived = len(result.arrived)
+    stderr.print(
+        f"{arrived} of {arrived + len(result.missing)} expected detections arrived; "
+        f"{sum(result.unexpected.values())} other detections",
+        highlight=False,
+    )
+    if result.missing:
+        sys.exit(1)
+
+
+def _route_secrets(token_envs: tuple[str, ...], routes: set[str]) -> dict[str, str]:
+    """route → secret, from `--token-env` (NAME or ROUTE=NAME), for each of `routes`."""
+    names: dict[str, str] = {}
+    for item in token_envs:
+        route, _, variable = item.rpartition("=")
+        names[route] = variable
+    secrets = {}
+    for route in sorted(routes):
+        name = names.get(route, names.get(""))
+        value = os.environ.get(name, "") if name else ""
+        if not value:
+            where = f"${name} is empty or unset" if name else "no --token-env names it"
+            raise click.UsageError(f"no secret for intake route {route}: {where}")
+        secrets[route] = value
+    return secrets
 
 
 def _rule_set(

@@ -284,15 +284,20 @@ class Pacer:
         self._started = 0.0
 
     def __call__(self, event: Event) -> None:
-        if self._first is None:
-            self._first = event.timestamp
-            self._started = self.clock()
-            return
-        due = (event.timestamp - self._first).total_seconds() / self.speed
-        wait = self._started + due - self.clock()
+        wait = self.delay(event.timestamp)
         if wait > 0:
             self.before_wait()
             self.sleep(wait)
+
+    def delay(self, when: datetime) -> float:
+        """Seconds until an event at `when` is due (≤ 0: now); callers that cannot block
+        (asyncio) wait this long themselves."""
+        if self._first is None:
+            self._first = when
+            self._started = self.clock()
+            return 0.0
+        due = (when - self._first).total_seconds() / self.speed
+        return self._started + due - self.clock()
 
 
 class ProgressLine:

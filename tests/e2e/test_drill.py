@@ -1,0 +1,89 @@
+"""`detector drill` against the real service: a shipped scenario sent through every intake
+route it needs, shifted to end now, and every expected detection reported as arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from detector.config import DEFAULT_RULES
+from tests.e2e.service_helpers import DetectorService, service_config
+from tests.e2e.test_replay_scenarios import ROOT
+
+SCENARIO = ROOT / "replay" / "01-stolen-github-token"
+#: the routes the scenario's sources arrive on; the generic ones signed Standard Webhooks
+INTAKE = {
+    "kubernetes": {"secret": {"env": "K8S_TOKEN"}},
+    "gitlab": {"secret": {"env": "GITLAB_TOKEN"}},
+    "github": {"secret": {"env": "GITHUB_SECRET"}},
+    "generic": {
+        source: {"secret": {"env": "BITBUCKET_WHSEC"}}
+        for source in ("github", "registry", "cloudtrail")
+    },
+}
+TOKENS = ("kubernetes=K8S_TOKEN", "gitlab=GITLAB_TOKEN", "github=GITHUB_SECRET", "BITBUCKET_WHSEC")
+
+
+async def drill(service: DetectorService, *args: str) -> tuple[int, str, str]:
+    tokens = [option for token in TOKENS for option in ("--token-env", token)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "detector", "drill", str(SCENARIO), "--to", service.base,
+        *tokens, *args,
+        cwd=ROOT, env={**service.environ, "COLUMNS": "250"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 240)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_every_expected_detection_of_a_scenario_arrives(tmp_path: Path) -> None:
+    alerts = tmp_path / "alerts.jsonl"
+    config = service_config(
+        tmp_path, [{"name": "siem", "type": "file", "path": str(alerts)}], INTAKE
+    )
+    config["rules"] = {"paths": [str(ROOT / DEFAULT_RULES)]}
+    service = DetectorService(config, tmp_path)
+    service.start()
+    try:
+        async with aiohttp.ClientSession() as client:
+            await service.ready(client)
+        staged = Path(config["service"]["staging_output"])
+        code, table, summary = await drill(
+            service, "--watch-output", str(alerts), "--watch-output", str(staged),
+            "--deadline", "60",
+        )  # fmt: skip
+    finally:
+        assert await service.stop() == 0, service.output()
+    expected = [
+        orjson.loads(line) for line in (SCENARIO / "expected.jsonl").read_bytes().splitlines()
+    ]
+    assert code == 0, summary + table + service.output()[-3000:]
+    assert f"{len(expected)} of {len(expected)} expected detections arrived" in summary
+    assert "NO" not in table
+    for title in {line["title"] for line in expected}:
+        assert title in table
+    # the service saw shifted times: every detection is from the last days, not 2025
+    produced = [
+        orjson.loads(line) for path in (alerts, staged) for line in path.read_bytes().splitlines()
+    ]
+    assert len(produced) == len(expected)
+    assert all(not detection["@timestamp"].startswith("2025") for detection in produced)
+
+
+async def test_a_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
+    environ = {key: value for key, value in os.environ.items() if key != "NOT_SET_ANYWHERE"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "detector", "drill", str(SCENARIO), "--to", "http://127.0.0.1:9",
+        "--token-env", "NOT_SET_ANYWHERE", "--watch-output", str(tmp_path / "out.jsonl"),
+        cwd=ROOT, env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "no secret for intake route" in stderr.decode()
+    assert "$NOT_SET_ANYWHERE is empty or unset" in stderr.decode()
