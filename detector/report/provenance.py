@@ -12,6 +12,7 @@ from pathlib import Path
 
 from detector import __version__
 from detector.correlate.model import CorrelationRule
+from detector.redact import redact_text
 from detector.rules.compiled import CompiledRule
 
 
@@ -66,9 +67,10 @@ def rule_versions(
 def provenance(
     argv: Sequence[str], rules: Iterable[CompiledRule], correlations: Iterable[CorrelationRule]
 ) -> Provenance:
-    """The provenance of a run started with `argv` (the arguments after the program name)."""
+    """The provenance of a run started with `argv` (the arguments after the program name);
+    a token pasted into the command line is redacted."""
     return Provenance(
-        command=shlex.join(["detector", *argv]),
+        command=redact_text(shlex.join(["detector", *argv])),
         detector_version=__version__,
         generated=datetime.now(UTC),
         rules=rule_versions(rules, correlations),
