@@ -9,6 +9,7 @@ with its repository or namespace. Every kept string is redacted first.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -59,8 +60,8 @@ class RuleStats:
     title: str
     level: str | None
     count: int = 0
-    #: event time of each detection (epoch seconds), for the timeline
-    times: list[float] = field(default_factory=list)
+    #: event time of each detection (epoch seconds), for the timeline; 8 bytes each
+    times: array[float] = field(default_factory=lambda: array("d"))
     by_day: Counter[str] = field(default_factory=Counter)
     #: "kind: value" of actors, repositories and namespaces in the evidence
     groups: Counter[str] = field(default_factory=Counter)
@@ -79,7 +80,7 @@ class ReportCollector:
         self.max_kept = max_kept
         self.rules: dict[str, RuleStats] = {}
         #: identity → detection times (epoch seconds)
-        self.identities: dict[str, list[float]] = {}
+        self.identities: dict[str, array[float]] = {}
         self.dead_letters: Counter[str] = Counter()
         self._facts: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
         #: event time of the first and last event replayed
@@ -124,7 +125,7 @@ class ReportCollector:
         stats.groups.update(self._groups(detection))
         if len(stats.kept) < self.max_kept:
             stats.kept.append(detection)
-        self.identities.setdefault(self.identity(detection), []).append(when)
+        self.identities.setdefault(self.identity(detection), array("d")).append(when)
 
     def identity(self, detection: Detection) -> str:
         """Who a detection is about: the person of its first evidence event (identity map,
