@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -474,6 +475,16 @@ def backtest(
     show_default=True,
     help="Seconds to wait after the last record for the expected detections.",
 )
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="PEM CA bundle that verifies the service's certificate (default: the system's).",
+)
+@click.option(
+    "--client-cert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="PEM client certificate and key, for routes that require one (mutual TLS).",
+)
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 def drill(
     scenario: Path,
@@ -482,6 +493,8 @@ def drill(
     watch: tuple[Path, ...],
     speed: float | None,
     deadline: float,
+    ca_file: Path | None,
+    client_cert: Path | None,
     config: Path | None,
 ) -> None:
     """Send an incident SCENARIO of replay/ to a running service, its times shifted to end
@@ -516,6 +529,7 @@ def drill(
                 speed,
                 ZoneInfo(settings.sources.jenkins_timezone),
                 partial(stderr.print, highlight=False),
+                _tls(ca_file, client_cert),
             )
         )
     except (IntakeError, aiohttp.ClientError) as exc:
@@ -540,6 +554,16 @@ def drill(
     )
     if result.missing:
         sys.exit(1)
+
+
+def _tls(ca_file: Path | None, client_cert: Path | None) -> ssl.SSLContext | None:
+    """The TLS client of a drill; None: the defaults (system CAs, no certificate)."""
+    if ca_file is None and client_cert is None:
+        return None
+    context = ssl.create_default_context(cafile=ca_file)
+    if client_cert is not None:
+        context.load_cert_chain(client_cert)
+    return context
 
 
 def _route_secrets(token_envs: tuple[str, ...], routes: set[str]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -40,21 +41,26 @@ def route_of(source: str) -> str:
 
 class IntakeClient:
     """Posts one record at a time to `base` (`https://host:port`), signed with the secret
-    of its route from `secrets` (route → secret)."""
+    of its route from `secrets` (route → secret); `tls` trusts the service's CA and may
+    carry a client certificate (routes that require one)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base: str, secrets: Mapping[str, str]
+        self,
+        session: aiohttp.ClientSession,
+        base: str,
+        secrets: Mapping[str, str],
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.session = session
         self.base = base.rstrip("/")
         self.secrets = secrets
+        self.tls: ssl.SSLContext | bool = tls if tls is not None else True
 
     async def send(self, source: str, data: bytes) -> None:
         route = route_of(source)
         body, headers = self._request(route, data, self.secrets[route])
-        async with self.session.post(
-            f"{self.base}/intake/{route}", data=body, headers=headers
-        ) as answer:
+        url = f"{self.base}/intake/{route}"
+        async with self.session.post(url, data=body, headers=headers, ssl=self.tls) as answer:
             if answer.status != 202:
                 text = (await answer.text())[:200]
                 raise IntakeError(f"/intake/{route} answered {answer.status}: {text}")

@@ -4,6 +4,7 @@ now, and which of its expected detections came out, and how fast."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,7 @@ async def run_drill(
     speed: float | None = None,
     local: tzinfo = UTC,
     progress: Callable[[str], None] = lambda _line: None,
+    tls: ssl.SSLContext | None = None,
 ) -> DrillResult:
     """Send every record of `scenario` (shifted to end now, paced at `speed` times real
     time or as fast as accepted), then wait up to `deadline` seconds after the last one
@@ -90,23 +92,25 @@ async def run_drill(
             await asyncio.sleep(POLL_SECONDS)
 
     watcher_task = asyncio.create_task(watching())
+    session = aiohttp.ClientSession()
     try:
-        await _send(scenario, base_url, secrets, speed, local, delta, sent_at, result, progress)
+        client = IntakeClient(session, base_url, secrets, tls)
+        await _send(client, scenario, speed, local, delta, sent_at, result, progress)
         progress(f"sent {result.sent} records; waiting up to {deadline:g}s for detections")
         end = time.monotonic() + deadline
         while sum(waiting.values()) > 0 and time.monotonic() < end:
             await asyncio.sleep(POLL_SECONDS)
     finally:
         watcher_task.cancel()
+        await session.close()
     collect()
     result.missing = [by_key[key] for key, left in waiting.items() for _ in range(left)]
     return result
 
 
 async def _send(
+    client: IntakeClient,
     scenario: Scenario,
-    base_url: str,
-    secrets: Mapping[str, str],
     speed: float | None,
     local: tzinfo,
     delta: timedelta,
@@ -117,21 +121,19 @@ async def _send(
     """Post every record, shifted by `delta`, noting when each event time was sent."""
     pacer = Pacer(speed) if speed is not None else None
     shifters: dict[str, RecordShifter] = {}
-    async with aiohttp.ClientSession() as session:
-        client = IntakeClient(session, base_url, secrets)
-        for record in scenario.records:
-            if pacer is not None:
-                wait = pacer.delay(record.time)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            shifter = shifters.get(record.source)
-            if shifter is None:
-                shifter = shifters[record.source] = RecordShifter(record.source, delta, local)
-            await client.send(record.source, shifter.shift(record.data))
-            sent_at.setdefault(record.time + delta, time.monotonic())
-            result.sent += 1
-            if result.sent % 500 == 0:
-                progress(f"sent {result.sent}/{len(scenario.records)} records")
+    for record in scenario.records:
+        if pacer is not None:
+            wait = pacer.delay(record.time)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        shifter = shifters.get(record.source)
+        if shifter is None:
+            shifter = shifters[record.source] = RecordShifter(record.source, delta, local)
+        await client.send(record.source, shifter.shift(record.data))
+        sent_at.setdefault(record.time + delta, time.monotonic())
+        result.sent += 1
+        if result.sent % 500 == 0:
+            progress(f"sent {result.sent}/{len(scenario.records)} records")
 
 
 def _time(detection: dict[str, object]) -> datetime | None:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -14,6 +15,7 @@ import orjson
 from detector.config import DEFAULT_RULES
 from tests.e2e.service_helpers import DetectorService, service_config
 from tests.e2e.test_replay_scenarios import ROOT
+from tests.e2e.test_run_service import Pki
 
 SCENARIO = ROOT / "replay" / "01-stolen-github-token"
 #: the routes the scenario's sources arrive on; the generic ones signed Standard Webhooks
@@ -29,10 +31,10 @@ INTAKE = {
 TOKENS = ("kubernetes=K8S_TOKEN", "gitlab=GITLAB_TOKEN", "github=GITHUB_SECRET", "BITBUCKET_WHSEC")
 
 
-async def drill(service: DetectorService, *args: str) -> tuple[int, str, str]:
+async def drill(service: DetectorService, scenario: Path, *args: str) -> tuple[int, str, str]:
     tokens = [option for token in TOKENS for option in ("--token-env", token)]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "detector", "drill", str(SCENARIO), "--to", service.base,
+        sys.executable, "-m", "detector", "drill", str(scenario), "--to", service.base,
         *tokens, *args,
         cwd=ROOT, env={**service.environ, "COLUMNS": "250"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -42,26 +44,33 @@ async def drill(service: DetectorService, *args: str) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-async def test_every_expected_detection_of_a_scenario_arrives(tmp_path: Path) -> None:
+async def drill_against_the_service(
+    tmp_path: Path,
+    scenario: Path,
+    intake: dict[str, Any],
+    *args: str,
+    ready: dict[str, Any] | None = None,
+) -> None:
+    """Start `detector run` with `intake`, drill `scenario` against it, and check that
+    every expected detection is reported as arrived and was written with shifted times."""
     alerts = tmp_path / "alerts.jsonl"
-    config = service_config(
-        tmp_path, [{"name": "siem", "type": "file", "path": str(alerts)}], INTAKE
-    )
+    outputs = [{"name": "siem", "type": "file", "path": str(alerts)}]
+    config = service_config(tmp_path, outputs, intake)
     config["rules"] = {"paths": [str(ROOT / DEFAULT_RULES)]}
     service = DetectorService(config, tmp_path)
     service.start()
     try:
         async with aiohttp.ClientSession() as client:
-            await service.ready(client)
+            await service.ready(client, **(ready or {}))
         staged = Path(config["service"]["staging_output"])
         code, table, summary = await drill(
-            service, "--watch-output", str(alerts), "--watch-output", str(staged),
-            "--deadline", "60",
+            service, scenario, "--watch-output", str(alerts), "--watch-output", str(staged),
+            "--deadline", "60", *args,
         )  # fmt: skip
     finally:
         assert await service.stop() == 0, service.output()
     expected = [
-        orjson.loads(line) for line in (SCENARIO / "expected.jsonl").read_bytes().splitlines()
+        orjson.loads(line) for line in (scenario / "expected.jsonl").read_bytes().splitlines()
     ]
     assert code == 0, summary + table + service.output()[-3000:]
     assert f"{len(expected)} of {len(expected)} expected detections arrived" in summary
@@ -74,6 +83,27 @@ async def test_every_expected_detection_of_a_scenario_arrives(tmp_path: Path) ->
     ]
     assert len(produced) == len(expected)
     assert all(not detection["@timestamp"].startswith("2025") for detection in produced)
+
+
+async def test_every_expected_detection_of_a_scenario_arrives(tmp_path: Path) -> None:
+    await drill_against_the_service(tmp_path, SCENARIO, INTAKE)
+
+
+async def test_a_drill_over_mutual_tls(tmp_path: Path) -> None:
+    """The service's own CA, and the client certificate its Kubernetes route requires."""
+    pki = Pki(tmp_path)
+    pki.server_ca.cert_pem.write_to_path(tmp_path / "service-ca.pem")
+    client = pki.client_ca.issue_cert("kube-apiserver-audit")
+    client.private_key_and_cert_chain_pem.write_to_path(tmp_path / "client.pem")
+    kubernetes = {**INTAKE["kubernetes"], "require_client_cert": True}
+    await drill_against_the_service(
+        tmp_path,
+        ROOT / "replay" / "04-deployment-hijack",
+        {**INTAKE, "kubernetes": kubernetes, "tls": pki.tls},
+        "--ca-file", str(tmp_path / "service-ca.pem"),
+        "--client-cert", str(tmp_path / "client.pem"),
+        ready={"ssl": pki.client()},
+    )  # fmt: skip
 
 
 async def test_a_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
