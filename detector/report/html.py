@@ -4,7 +4,7 @@ piece of text is escaped, since detections carry attacker-controlled strings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -26,7 +26,7 @@ color:#1d2329;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid
 #d5dadf;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #d5dadf;padding:3px 8px;
-text-align:left;vertical-align:top}th{background:#eef1f4}td.n{text-align:right}
+text-align:left;vertical-align:top}td.w{overflow-wrap:anywhere;min-width:12em}th{background:#eef1f4}td.n{text-align:right}
 code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;background:#f4f6f8}
 pre{padding:8px;white-space:pre-wrap;word-break:break-all}
 .timeline text{font:11px system-ui,sans-serif;fill:#1d2329}.timeline .axis{fill:#5b6670}
@@ -35,7 +35,7 @@ pre{padding:8px;white-space:pre-wrap;word-break:break-all}
 .chain{display:flex;flex-wrap:wrap;align-items:stretch;gap:0;margin:8px 0;padding:0;
 list-style:none}
 .step{border:1px solid #90a4ae;border-radius:4px;padding:6px 8px;background:#f7f9fa;
-max-width:260px;font-size:12px}
+max-width:260px;font-size:12px;overflow-wrap:anywhere}
 .arrow{align-self:center;font-size:20px;color:#546e7a;padding:0 6px}
 .muted{color:#5b6670}.facts{font-size:12px}
 """
@@ -91,7 +91,7 @@ def _summary(counts: RunCounts, collector: ReportCollector) -> str:
         "<h3>Dead letters by reason</h3>",
     ]
     if collector.dead_letters:
-        parts.append(_table(("reason", "records"), collector.dead_letters.most_common()))
+        parts.append(_table(("reason", "records"), collector.dead_letters.most_common(), wrap=(0,)))
     else:
         parts.append("<p>none</p>")
     return "".join(parts)
@@ -145,7 +145,7 @@ def _rules_table(summaries: Sequence[RuleSummary], every_day: Sequence[str]) -> 
             f'<td class="n">{summary.count}</td><td class="n">{summary.share:.1%}</td>'
             f'<td title="{escape(days_text)}">'
             f"{sparkline_svg(summary.per_day, every_day, colour_of(summary.level))}</td>"
-            f"<td>{groups}</td></tr>"
+            f'<td class="w">{groups}</td></tr>'
         )
     header = "".join(
         f"<th>{name}</th>"
@@ -235,7 +235,8 @@ def _evidence_table(collector: ReportCollector, detection: Detection) -> str:
                 evidence.id,
             )
         )
-    return _table(("time", "source", "action", "actor", "target and context", "event id"), rows)
+    header = ("time", "source", "action", "actor", "target and context", "event id")
+    return _table(header, rows, wrap=(2, 3, 4, 5))
 
 
 def _rule_versions(provenance: Provenance) -> str:
@@ -244,20 +245,27 @@ def _rule_versions(provenance: Provenance) -> str:
         '<h2 id="rules-used">Rule versions</h2>'
         f"<p>{len(provenance.rules)} rules; SHA-256 over every rule file: "
         f"<code>{escape(provenance.pack_sha256)}</code></p>"
-        + _table(("rule id", "title", "file", "file SHA-256 (first 16)"), rows)
+        + _table(("rule id", "title", "file", "file SHA-256 (first 16)"), rows, wrap=(0, 2))
     )
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+def _table(
+    header: Sequence[str], rows: Iterable[Sequence[object]], wrap: Collection[int] = ()
+) -> str:
+    """A table; the columns in `wrap` may break anywhere (long names from logs)."""
     head = "".join(f"<th>{escape(name)}</th>" for name in header)
-    body = "".join("<tr>" + "".join(_cell(value) for value in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(_cell(value, n in wrap) for n, value in enumerate(row)) + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, wrap: bool = False) -> str:
     if isinstance(value, int):
         return f'<td class="n">{value}</td>'
-    return f"<td>{escape(str(value))}</td>"
+    attribute = ' class="w"' if wrap else ""
+    return f"<td{attribute}>{escape(str(value))}</td>"
 
 
 def _level(level: str | None) -> str:

@@ -103,7 +103,7 @@ def test_report_of_a_scenario_has_every_section_and_the_right_counts(tmp_path: P
         / next(p.name for p in (ROOT / "rules" / "github").glob("*.yml") if ".tests." not in p.name)
     )
     digest = hashlib.sha256(rule_file.read_bytes()).hexdigest()[:16]
-    assert f"<td>rules/github/{rule_file.name}</td><td>{digest}</td>" in html
+    assert f'<td class="w">rules/github/{rule_file.name}</td><td>{digest}</td>' in html
     assert re.search(r"SHA-256 over every rule file: <code>[0-9a-f]{64}</code>", html)
 
 
@@ -144,7 +144,7 @@ def test_attacker_controlled_text_is_escaped_and_dead_letters_are_counted(
     letters = [orjson.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()
                if line]  # fmt: skip
     for reason, number in Counter(str(letter["reason"]) for letter in letters).items():
-        assert f'<tr><td>{escape(reason)}</td><td class="n">{number}</td></tr>' in html
+        assert f'<tr><td class="w">{escape(reason)}</td><td class="n">{number}</td></tr>' in html
 
 
 @pytest.mark.browser
