@@ -485,7 +485,11 @@ def backtest(
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="PEM client certificate and key, for routes that require one (mutual TLS).",
 )
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The service's configuration, for its `sources:` (Jenkins time zone, declared sources).",
+)
 def drill(
     scenario: Path,
     base_url: str,

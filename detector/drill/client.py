@@ -3,6 +3,7 @@ route of each source and its credential (detector/intake/auth.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ssl
@@ -22,6 +23,18 @@ from detector.intake.auth import (
     WEBHOOK_SIGNATURE,
     WEBHOOK_TIMESTAMP,
 )
+
+#: answers that mean "later": a full queue, a service shutting down or starting
+RETRY_STATUSES = frozenset({429, 503})
+MAX_ATTEMPTS = 30
+
+
+def _retry_after(header: str | None) -> float:
+    """Seconds from a `Retry-After` header (1 s when absent or a date), at most 30."""
+    try:
+        return min(max(float(header or 1), 0.0), 30.0)
+    except ValueError:
+        return 1.0
 
 
 class IntakeError(RuntimeError):
@@ -57,13 +70,22 @@ class IntakeClient:
         self.tls: ssl.SSLContext | bool = tls if tls is not None else True
 
     async def send(self, source: str, data: bytes) -> None:
+        """Post one record; a full queue (429) or a restart (503) is retried after the
+        `Retry-After` the intake asks for, signed anew (signatures carry their time)."""
         route = route_of(source)
-        body, headers = self._request(route, data, self.secrets[route])
         url = f"{self.base}/intake/{route}"
-        async with self.session.post(url, data=body, headers=headers, ssl=self.tls) as answer:
-            if answer.status != 202:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            body, headers = self._request(route, data, self.secrets[route])
+            async with self.session.post(url, data=body, headers=headers, ssl=self.tls) as answer:
+                if answer.status == 202:
+                    return
                 text = (await answer.text())[:200]
-                raise IntakeError(f"/intake/{route} answered {answer.status}: {text}")
+                if answer.status not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+                    raise IntakeError(
+                        f"/intake/{route} answered {answer.status} (attempt {attempt}): {text}"
+                    )
+                wait = _retry_after(answer.headers.get("Retry-After"))
+            await asyncio.sleep(wait)
 
     @staticmethod
     def _request(route: str, data: bytes, secret: str) -> tuple[bytes, dict[str, str]]:
