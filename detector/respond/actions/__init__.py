@@ -1,0 +1,1 @@
+"""Response actions, one module per system; importing this package registers them all."""
