@@ -16,20 +16,20 @@ from aiohttp import web
 
 
 class PublishedApi:
-    """A vendored description (Swagger 2.0 `definitions` or OpenAPI 3 `components/schemas`)."""
+    """A vendored API description whose schemas validate request and response bodies."""
 
     def __init__(self, path: Path) -> None:
         self.document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
 
     def schema_problem(self, name: str, value: Any) -> str | None:
         """Why `value` does not match the named schema, or None when it does."""
-        if "definitions" in self.document:
-            schema = {"$ref": f"#/definitions/{name}", "definitions": self.document["definitions"]}
-        else:
-            schema = {
-                "$ref": f"#/components/schemas/{name}",
-                "components": self.document["components"],
-            }
+        if "definitions" in self.document:  # Swagger 2.0
+            pointer = "#/definitions/"
+        elif "components" in self.document:  # OpenAPI 3
+            pointer = "#/components/schemas/"
+        else:  # a contract written from prose docs keeps its schemas under `schemas`
+            pointer = "#/schemas/"
+        schema = {**self.document, "$ref": pointer + name}
         error = jsonschema.exceptions.best_match(
             jsonschema.Draft4Validator(schema).iter_errors(value)
         )
