@@ -44,6 +44,7 @@ from detector.pipeline import (
     normalized_events,
     replay_detections,
 )
+from detector.respond.cli import actions, playbooks
 from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
@@ -660,6 +661,10 @@ def run(config: Path | None) -> None:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # the port is taken, a path cannot be written
         raise click.ClickException(f"cannot run: {exc}") from exc
+
+
+main.add_command(playbooks)
+main.add_command(actions)
 
 
 @main.group("config")
