@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from detector.respond.actions.base import ActionError, SystemConnection
@@ -147,3 +148,13 @@ async def test_a_secret_without_user_is_refused(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ActionError, match="not user:token") as raised:
         await QuietDown(connection_).execute(QuietDownParams())
     assert "just-a-token" not in str(raised.value)
+
+
+async def test_the_server_rejects_what_the_docs_do_not_allow(jenkins: JenkinsServer) -> None:
+    """The stand-in is a real check: quietDown by GET, or a body on an action URL, is refused."""
+    async with aiohttp.ClientSession() as session:
+        by_get = await session.get(f"{jenkins.url}/quietDown")
+        with_body = await session.post(f"{jenkins.url}/cancelQuietDown", data=b"x=1")
+    assert (by_get.status, with_body.status) == (400, 400)
+    assert len(jenkins.violations) == 2
+    jenkins.violations.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from detector.respond.actions.base import ACTIONS, ActionError, NotReversible, SystemConnection
@@ -144,3 +145,18 @@ async def test_unreachable_vault_is_retryable() -> None:
     with pytest.raises(ActionError) as raised:
         await action.execute(RevokeLeaseParams(lease_id="x/y"))
     assert raised.value.retryable is True
+
+
+async def test_the_server_rejects_what_the_openapi_does_not_allow(vault: VaultServer) -> None:
+    """The stand-in is a real check: a body off the schema or an undescribed query is refused."""
+    headers = {"X-Vault-Token": TOKEN}
+    async with aiohttp.ClientSession() as session:
+        bad_body = await session.post(
+            f"{vault.url}/v1/auth/token/revoke-accessor", json={"accessor": 5}, headers=headers
+        )
+        bad_query = await session.post(
+            f"{vault.url}/v1/sys/leases/revoke?force=1", json={"lease_id": "a"}, headers=headers
+        )
+    assert (bad_body.status, bad_query.status) == (400, 400)
+    assert len(vault.violations) == 2
+    vault.violations.clear()

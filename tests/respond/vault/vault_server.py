@@ -56,6 +56,8 @@ class VaultServer(LocalServer):
             # Vault maps both PUT and POST to the 'update' operation the description lists.
             if request.method not in ("POST", "PUT"):
                 return self.violation(request, f"{request.method} is not an operation of {path}")
+            if request.query:
+                return self.violation(request, f"query {sorted(request.query)} not described")
             if request.content_type != "application/json":
                 return self.violation(request, f"body is {request.content_type}, not JSON")
             try:
