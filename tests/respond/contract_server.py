@@ -14,7 +14,9 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
@@ -38,6 +40,22 @@ class Operation:
         return re.compile(
             "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
         )
+
+
+def load_operations(contract: Path) -> list[Operation]:
+    """The operations of a vendored contract file (`operations`: a list in one shape)."""
+    return [
+        Operation(
+            operation_id=op["operationId"],
+            method=op["method"],
+            path=op["path"],
+            parameters=tuple(op["parameters"]),
+            body_schema=op["requestBody"]["schema"] if op["requestBody"] else None,
+            body_required=bool(op["requestBody"] and op["requestBody"]["required"]),
+            responses=frozenset(int(code) for code in op["responses"]),
+        )
+        for op in orjson.loads(contract.read_bytes())["operations"]
+    ]
 
 
 @dataclass
@@ -120,7 +138,7 @@ class ContractServer:
     def _match(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
         for op in self.operations:
             if op.method == method and (found := op.pattern.match(path)):
-                return op, found.groupdict()
+                return op, {name: unquote(value) for name, value in found.groupdict().items()}
         return None
 
     def _check_parameters(
@@ -144,7 +162,7 @@ class ContractServer:
         return problems
 
     async def _dispatch(self, request: web.Request) -> web.Response:
-        path = request.path
+        path = request.raw_path.split("?", 1)[0]  # raw: ids like group%2Fapp stay one segment
         if not path.startswith(self.base_path + "/"):
             return self._violation(f"{request.method} {path} is outside {self.base_path}")
         matched = self._match(request.method, path[len(self.base_path) :])
@@ -160,7 +178,8 @@ class ContractServer:
         )
         body: Any = None
         if op.body_schema is None:
-            if has_body:
+            # An empty JSON object carries no parameter; clients send it on bare POSTs.
+            if has_body and raw.strip() != b"{}":
                 problems.append("a body where the operation takes none")
         elif not has_body:
             if op.body_required:

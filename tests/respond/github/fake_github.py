@@ -18,7 +18,7 @@ import orjson
 
 from detector.respond.actions.base import SystemConnection
 from detector.secrets import SecretRef
-from tests.respond.contract_server import Call, ContractServer, Operation, Reply
+from tests.respond.contract_server import Call, ContractServer, Operation, Reply, load_operations
 
 SUBSET = orjson.loads(Path(__file__).with_name("openapi_subset.json").read_bytes())
 API_VERSION = SUBSET["api_version"]
@@ -27,18 +27,7 @@ GLOBAL_CODES = frozenset({401, 403, 404, 429, 500, 502, 503})
 
 
 def operations() -> list[Operation]:
-    return [
-        Operation(
-            operation_id=op["operationId"],
-            method=op["method"],
-            path=op["path"],
-            parameters=tuple(op["parameters"]),
-            body_schema=op["requestBody"]["schema"] if op["requestBody"] else None,
-            body_required=bool(op["requestBody"] and op["requestBody"]["required"]),
-            responses=frozenset(int(code) for code in op["responses"]),
-        )
-        for op in SUBSET["operations"]
-    ]
+    return load_operations(Path(__file__).with_name("openapi_subset.json"))
 
 
 def check_headers(operation_id: str, headers: Mapping[str, str], anonymous: bool) -> list[str]:
