@@ -122,7 +122,8 @@ def _disabled(data: dict[str, Any]) -> bool:
 
 @register
 class DisableJob(Action[DisableJobParams]):
-    """Stop a job from building: new triggers are ignored; running builds go on."""
+    """Stop a job from building: triggers are ignored, its queued builds are cancelled, running
+    builds go on."""
 
     name = "jenkins.disable_job"
     system = "jenkins"
@@ -169,7 +170,7 @@ class QuietDown(Action[QuietDownParams]):
     name = "jenkins.quiet_down"
     system = "jenkins"
     description = "Put Jenkins in quiet-down mode (POST /quietDown); undo is /cancelQuietDown."
-    permissions = ("Overall/Manage (Overall/Administer before Jenkins 2.222)",)
+    permissions = ("Overall/Manage (Overall/Administer on older cores)",)
     reversible = True
     params_model = QuietDownParams
 

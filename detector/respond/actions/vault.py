@@ -160,7 +160,7 @@ class RevokeLease(_VaultAction):
     """Revoke one lease now; the secrets engine deletes the credential it stands for."""
 
     name = "vault.revoke_lease"
-    description = "Revoke one Vault lease (sys/leases/revoke), synchronously."
+    description = "Revoke one Vault lease now (sys/leases/revoke with sync)."
     permissions = (
         'path "sys/leases/revoke" { capabilities = ["update"] }',
         'path "sys/leases/lookup" { capabilities = ["update"] }',
@@ -181,7 +181,12 @@ class RevokeLease(_VaultAction):
         # Vault answers 204 for an unknown lease too, so ask first to tell the two apart.
         if not await self._exists(params):
             return ActionOutcome(state="already_done", detail="the lease is already gone")
-        await self._call("revoke the lease", lambda c: c.sys.revoke_lease(params.lease_id))
+        # sync: Vault answers once the secrets engine has revoked the credential, instead of
+        # queueing the revocation (what the CLI does unless told -sync).
+        body = {"lease_id": params.lease_id, "sync": True}
+        await self._call(
+            "revoke the lease", lambda c: c.adapter.put("/v1/sys/leases/revoke", json=body)
+        )
         return ActionOutcome(state="done", detail="lease revoked")
 
     async def verify(self, params: RevokeLeaseParams) -> bool:

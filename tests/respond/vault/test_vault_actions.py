@@ -135,6 +135,7 @@ async def test_revoke_lease(vault: VaultServer) -> None:
     assert list(vault.leases) == ["database/creds/ci/other"]
     assert await action.verify(params) is True
     assert ("PUT", "/v1/sys/leases/revoke") in vault.requests
+    assert ("/sys/leases/revoke", {"lease_id": lease_id, "sync": True}) in vault.bodies
     assert (await action.execute(params)).state == "already_done"
     with pytest.raises(NotReversible):
         await action.undo(params, outcome)

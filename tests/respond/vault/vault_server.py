@@ -34,6 +34,7 @@ class VaultServer(LocalServer):
         self.leases: dict[str, dict[str, Any]] = {}
         self.fail_next: list[tuple[int, dict[str, str]]] = []
         self.revoked_elsewhere_after_lookup = False
+        self.bodies: list[tuple[str, dict[str, Any]]] = []
         app = web.Application()
         for path, handler in {
             "/auth/token/lookup-accessor": self._lookup_accessor,
@@ -66,6 +67,7 @@ class VaultServer(LocalServer):
                 return self.violation(request, "body is not JSON")
             if problem := API.schema_problem(schema_name, body):
                 return self.violation(request, problem)
+            self.bodies.append((path, body))
             given = request.headers.get("X-Vault-Token", "")
             if not hmac.compare_digest(given.encode(), self.token.encode()):
                 return _errors(403, "permission denied")
