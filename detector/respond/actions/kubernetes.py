@@ -163,6 +163,10 @@ class LockServiceAccount(Action[ServiceAccountParams]):
     Undo restores the bindings from the backup and the automount flag; deleted token Secrets are
     not restored (a new one would hold a new token anyway).
 
+    Bindings to the groups every ServiceAccount is in (`system:serviceaccounts`,
+    `system:serviceaccounts:<namespace>`) are left alone, since changing them would affect every
+    account; the outcome's detail counts them.
+
     RBAC escalation caveat: Kubernetes only lets an identity create a binding when it holds the
     `bind` verb on the role or already has every permission in it. A responder allowed to delete
     bindings may therefore be unable to restore them; run undo as a more privileged identity.
@@ -229,11 +233,16 @@ class LockServiceAccount(Action[ServiceAccountParams]):
     async def execute(self, params: ServiceAccountParams) -> ActionOutcome:
         removed: list[JsonValue] = []  # what undo restores, binding by binding
         async with KubernetesApi(self.connection) as k8s:
+            groups = {"system:serviceaccounts", f"system:serviceaccounts:{params.namespace}"}
+            via_groups = 0
             for binding in await self._bindings(k8s):
                 subjects = binding.get("subjects") or []
                 mine = [s for s in subjects if _binds(binding, params, s)]
                 if mine:
                     removed.append(await self._remove(k8s, binding, subjects, mine))
+                via_groups += any(
+                    s.get("kind") == "Group" and s.get("name") in groups for s in subjects
+                )
             account = await self._account(k8s, params)
             automount: JsonValue = "absent"
             if account is not None:
@@ -267,6 +276,8 @@ class LockServiceAccount(Action[ServiceAccountParams]):
         detail = (
             f"{len(removed)} binding(s) changed, automount off, {len(secrets)} Secret(s) deleted"
         )
+        if via_groups:
+            detail += f"; {via_groups} group binding(s) still grant it (left alone)"
         return ActionOutcome(state="done", detail=detail, undo_state=undo_state)
 
     async def _remove(

@@ -117,6 +117,29 @@ def same_object(before: dict[str, Any], after: dict[str, Any] | None) -> bool:
     return after is not None and strip(before) == strip(after)
 
 
+async def test_lock_reports_group_bindings_it_leaves(cluster: KubernetesServer) -> None:
+    seed_service_account(cluster)
+    everyone = {
+        "kind": "Group",
+        "name": "system:serviceaccounts:ci",
+        "apiGroup": "rbac.authorization.k8s.io",
+    }
+    group_path = f"{RBAC}/clusterrolebindings/ci-accounts-view"
+    cluster.put(group_path, binding("ClusterRoleBinding", "ci-accounts-view", [everyone]))
+
+    outcome = await LockServiceAccount(connection(cluster)).execute(SA)
+
+    assert "1 group binding(s) still grant it" in outcome.detail
+    assert group_path in cluster.objects
+
+
+async def test_an_unreachable_api_server_is_retryable() -> None:
+    unreachable = SystemConnection(url="http://127.0.0.1:9", timeout_seconds=2)
+    with pytest.raises(ActionError) as raised:
+        await ScaleToZero(unreachable).execute(ScaleParams(namespace="ci", name="web"))
+    assert raised.value.retryable is True
+
+
 def test_the_four_actions_are_registered() -> None:
     for name in (
         "kubernetes.lock_service_account",
