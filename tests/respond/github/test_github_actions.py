@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from detector.respond.actions.base import ACTIONS, ActionError, ActionOutcome, NotReversible
+from detector.respond.actions.base import (
+    ACTIONS,
+    ActionError,
+    ActionOutcome,
+    NotReversible,
+    SystemConnection,
+)
 from detector.respond.actions.github import (
     BlockUser,
     CancelRun,
@@ -312,3 +318,10 @@ async def test_undo_of_a_key_that_was_already_gone_does_nothing(github: FakeGitH
     assert outcome == ActionOutcome(state="already_done", detail="no such deploy key any more")
     assert (await action.undo(params, outcome)).state == "already_done"
     assert not github.server.calls_of("repos/create-deploy-key")
+
+
+async def test_an_unreachable_api_is_retryable(unused_tcp_port: int) -> None:
+    unreachable = SystemConnection(url=f"http://127.0.0.1:{unused_tcp_port}/api/v3")
+    with pytest.raises(ActionError) as raised:
+        await BlockUser(unreachable).execute(OrgUserParams(org="acme", username="mallory"))
+    assert raised.value.retryable and raised.value.status is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.respond.actions.base import ACTIONS, ActionError, NotReversible
+from detector.respond.actions.base import ACTIONS, ActionError, NotReversible, SystemConnection
 from detector.respond.actions.gitlab import (
     BlockUser,
     CancelPipeline,
@@ -228,3 +228,10 @@ async def test_undo_skips_a_schedule_deleted_since(gitlab: FakeGitLab) -> None:
 
     assert undone.state == "done" and "deleted since: [3]" in undone.detail
     assert gitlab.schedules == {1: True, 2: False}
+
+
+async def test_an_unreachable_api_is_retryable(unused_tcp_port: int) -> None:
+    unreachable = SystemConnection(url=f"http://127.0.0.1:{unused_tcp_port}")
+    with pytest.raises(ActionError) as raised:
+        await PauseRunner(unreachable).execute(RunnerParams(runner_id=30))
+    assert raised.value.retryable and raised.value.status is None
