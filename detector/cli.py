@@ -45,6 +45,7 @@ from detector.pipeline import (
     replay_detections,
 )
 from detector.respond.cli import actions, playbooks
+from detector.respond.replay import ReplayResponder
 from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
@@ -240,6 +241,20 @@ def normalize(**options: Any) -> None:
     help="Also send detections to this output of the `sinks:` section of --config; waits "
     "for it to deliver (or its deadline) at the end.",
 )
+@click.option(
+    "--playbooks",
+    "playbook_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Plan the actions of these playbooks (repeatable); nothing is ever executed.",
+)
+@click.option(
+    "--actions-output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("detector.actions.replay.jsonl"),
+    show_default=True,
+    help="Where --playbooks writes the action records (JSON lines).",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -255,6 +270,8 @@ def replay(
     progress_every: float,
     speed: float | None,
     sink_name: str | None,
+    playbook_paths: tuple[Path, ...],
+    actions_output: Path,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
@@ -284,6 +301,7 @@ def replay(
         sink = BackgroundSink(_settings(options["config"]).sinks, sink_name) if sink_name else None
     except UnknownSinkError as exc:
         raise click.UsageError(f"--sink {sink_name}: {exc}") from exc
+    responder = _replay_responder(options["config"], playbook_paths, actions_output)
     counts = RunCounts()
     out = sys.stdout.buffer
     # --output: whole lines, appended in batches of one fsynced write each
@@ -317,6 +335,8 @@ def replay(
             hooks.append(lambda _event: line.tick())
         if speed is not None:
             hooks.append(Pacer(speed, before_wait=flush))
+        if responder is not None:
+            hooks.append(responder.seen)
         stage = DetectionStage(router, engine)
         for detection in replay_detections(
             spec.files,
@@ -332,6 +352,8 @@ def replay(
         ):
             if sink is not None:
                 sink.enqueue(detection)
+            if responder is not None:
+                responder.detected(detection)
             if log is None:
                 out.write(detection.to_json() + b"\n")
                 continue
@@ -365,6 +387,20 @@ def replay(
         stderr.print(f"  {number:>8}  {title}", highlight=False)
     if sink is not None:
         stderr.print(sink.summary(), highlight=False)
+    if responder is not None:
+        responder.close()
+        stderr.print(f"{responder.summary()}; records in {actions_output}", highlight=False)
+
+
+def _replay_responder(
+    config: Path | None, playbooks: tuple[Path, ...], output: Path
+) -> ReplayResponder | None:
+    if not playbooks:
+        return None
+    try:
+        return ReplayResponder(_settings(config).responders, list(playbooks), output)
+    except ConfigError as exc:
+        raise click.UsageError(f"--playbooks: {exc}") from exc
 
 
 #: detections appended to --output in one write
@@ -681,7 +717,7 @@ def config_check(file: Path) -> None:
     settings = _settings(file)
     try:
         click.echo(describe(settings))
-    except (RulesNotLoadedError, SecretError, IntakeConfigError) as exc:
+    except (RulesNotLoadedError, SecretError, IntakeConfigError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -20,6 +20,7 @@ from detector.events import format_timestamp
 from detector.redact import redact, redact_text
 from detector.respond.actions.base import Target
 from detector.respond.playbooks import Mode
+from detector.respond.state import StoredAction
 from detector.sinks.durable import AppendLog
 
 Status = Literal[
@@ -100,6 +101,29 @@ class AuditTrail:
 
     def close(self) -> None:
         self._log.close()
+
+
+def overview(row: StoredAction) -> dict[str, Any]:
+    """A stored action as JSON, its parameters and targets redacted."""
+    shape = {
+        "id": row.id,
+        "status": row.status,
+        "detection_id": row.detection_id,
+        "rule_id": row.rule_id,
+        "playbook": row.playbook,
+        "step": row.step,
+        "action": row.action,
+        "system": row.system,
+        "mode": row.mode,
+        "parameters": row.params,
+        "targets": [target.model_dump() for target in row.targets],
+        "created": format_timestamp(utc(row.created)),
+        "updated": format_timestamp(utc(row.updated)),
+        "expires_at": None if row.expires is None else format_timestamp(utc(row.expires)),
+        "reason": row.reason,
+    }
+    redacted: dict[str, Any] = redact(shape)
+    return redacted
 
 
 def json_schema() -> dict[str, Any]:

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import get_args
 
 import click
+import orjson
 from rich.console import Console
 from rich.table import Table
 
 from detector.config import ConfigError, load_settings
-from detector.respond.audit import ActionRecord, Status
+from detector.respond.audit import ActionRecord, Status, overview
 from detector.respond.factory import PlaybooksNotLoadedError, open_responder
 from detector.respond.playbooks import load_playbooks, playbook_files
 from detector.respond.responder import Responder, ResponderError
@@ -86,12 +87,20 @@ def _responder(config: Path) -> Iterator[Responder]:
     "--status",
     type=click.Choice(get_args(Status)),
 )
-def actions_list(config: Path, status: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, parameters redacted.")
+def actions_list(config: Path, status: str | None, as_json: bool) -> None:
     """The latest actions, newest first (pending approvals past their time expire)."""
     with _responder(config) as responder:
         responder.expire()
         rows = responder.store.listing(status)
-    table = Table("id", "status", "action", "playbook", "step", "targets", "created", "reason")
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(overview(row)))
+        return
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=12)
+    for name in ("status", "action", "playbook", "step", "targets", "created", "reason"):
+        table.add_column(name)
     for row in rows:
         table.add_row(
             row.id[:12],

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import detector.respond.actions  # noqa: F401  (registers the actions)
+from detector.config import ConfigError
 from detector.respond.audit import AuditTrail
 from detector.respond.playbooks import load_playbooks
 from detector.respond.responder import Responder
@@ -13,7 +14,7 @@ from detector.respond.settings import RespondersSettings
 from detector.respond.state import StateStore
 
 
-class PlaybooksNotLoadedError(ValueError):
+class PlaybooksNotLoadedError(ConfigError):
     """A playbook with problems: the responder does not start with part of its playbooks."""
 
 
@@ -38,3 +39,24 @@ def open_responder(
         audit=AuditTrail(audit or settings.audit),
         dry=dry,
     )
+
+
+def describe_responders(settings: RespondersSettings) -> list[str]:
+    """What `detector run` will do about responses (nothing to say without playbooks);
+    reads the approvers' secrets (so a missing one is reported), prints none."""
+    if not settings.playbooks:
+        return []
+    loaded = load_playbooks(settings.playbooks)
+    if loaded.problems:
+        raise PlaybooksNotLoadedError("; ".join(str(p) for p in loaded.problems[:5]))
+    lines = [
+        f"responders: {len(loaded.playbooks)} playbooks, state in {settings.state}, "
+        f"audit trail in {settings.audit}",
+        f"  systems: {', '.join(sorted(settings.systems)) or 'none (nothing can run)'}",
+    ]
+    for approver in settings.approvers:
+        approver.token.read()
+        lines.append(f"  approver {approver.name}: token from the {approver.token.where()}")
+    if not settings.approvers:
+        lines.append("  no approvers: decisions only through `detector actions`")
+    return lines

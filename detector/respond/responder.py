@@ -20,6 +20,7 @@ would have run in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from detector.detections import Detection
 from detector.events import Event
@@ -66,7 +67,11 @@ _SETTLED = frozenset({"planned", "executed", "undone"})
 
 
 class ResponderError(Exception):
-    """A request about an action that cannot be honoured (unknown id, wrong state)."""
+    """A request about an action that cannot be honoured (wrong state, ambiguous id)."""
+
+
+class UnknownActionError(ResponderError):
+    """No action has this id."""
 
 
 def action_id(detection_id: str, playbook: str, step: int) -> str:
@@ -78,8 +83,8 @@ def action_id(detection_id: str, playbook: str, step: int) -> str:
 def template_context(detection: Detection, event: Event | None) -> dict[str, Any]:
     """What templates and `match.fields` see: plain JSON data only.
 
-    `event` is the normalized event that completed the detection, given only when it is
-    the detection's last evidence (the matched event of a single-event rule).
+    `event` is the normalized event of the detection's last evidence (`recent.py`), used
+    only when it is that one.
     """
     data = detection.model_dump(mode="json", by_alias=True, exclude_none=True)
     evidence = detection.evidence
@@ -189,14 +194,14 @@ class Responder:
         except ValidationError as exc:
             problem = f"parameters: {_first_error(exc)}"
             return _Planned(step, action, mode, rendered, problem=problem)
-        dumped = params.model_dump(mode="json")
         targets = action(self._connection(action, required=False)).targets(params)
         for target in targets:
             entry = self.settings.protection_of(target)
             if entry is not None:
                 reason = f"{target.system} {target.name} is protected ({entry.system}:{entry.name})"
-                return _Planned(step, action, mode, dumped, targets, protected=reason)
-        return _Planned(step, action, mode, dumped, targets)
+                return _Planned(step, action, mode, rendered, targets, protected=reason)
+        # stored as rendered: a dump would mask secret parameters (a credential to revoke)
+        return _Planned(step, action, mode, rendered, targets)
 
     def _store(
         self,
@@ -359,7 +364,7 @@ class Responder:
             raise ResponderError("give at least 8 characters of the action id")
         found = self.store.find(prefix)
         if not found:
-            raise ResponderError(f"no action {prefix}")
+            raise UnknownActionError(f"no action {prefix}")
         if len(found) > 1:
             raise ResponderError(f"{prefix} names more than one action: give more of the id")
         return found[0]
@@ -477,7 +482,7 @@ class Responder:
                 "system": stored.system,
                 "mode": stored.mode,
                 "would_run": stored.mode if self.dry and status == "planned" else None,
-                "parameters": redacted_parameters(stored.params),
+                "parameters": _shown_parameters(stored),
                 "targets": stored.targets,
                 "actor": actor,
                 "reason": redacted_reason(stored.reason if reason is None else reason),
@@ -487,6 +492,17 @@ class Responder:
                 "outcome": outcome,
             }
         )
+
+
+def _shown_parameters(stored: StoredAction) -> dict[str, JsonValue]:
+    """The parameters as the audit trail shows them: as the action's model dumps them
+    (secret fields masked), then redacted."""
+    action = ACTIONS.get(stored.action)
+    shown: dict[str, Any] = stored.params
+    if action is not None:
+        with contextlib.suppress(ValidationError):
+            shown = action.params_model.model_validate(stored.params).model_dump(mode="json")
+    return redacted_parameters(shown)
 
 
 def _first_error(exc: ValidationError) -> str:
