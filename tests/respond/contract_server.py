@@ -10,6 +10,7 @@ code. Anything else is recorded as a violation and the test fails when the serve
 from __future__ import annotations
 
 import re
+import ssl
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -221,8 +222,11 @@ class ContractServer:
 
 
 @asynccontextmanager
-async def serve(server: ContractServer) -> AsyncIterator[ContractServer]:
-    """Run `server` on a free 127.0.0.1 port; fail if any request broke the description."""
+async def serve(
+    server: ContractServer, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[ContractServer]:
+    """Run `server` on a free 127.0.0.1 port (HTTPS with `ssl_context`); fail if any request
+    broke the description."""
     app = web.Application()
 
     async def route(request: web.Request) -> web.Response:
@@ -231,10 +235,10 @@ async def serve(server: ContractServer) -> AsyncIterator[ContractServer]:
     app.router.add_route("*", "/{tail:.*}", route)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}"
+    server.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
     try:
         yield server
     finally:

@@ -90,7 +90,19 @@ def action_error(action: str, error: RequestError[Any]) -> ActionError:
             status=status,
             retryable=status == 429 or status >= 500,
         )
+    if _tls_failure(error):
+        return ActionError(f"{action}: TLS verification of the GitHub API failed")
     return ActionError(f"{action}: GitHub unreachable: {type(error.exc).__name__}", retryable=True)
+
+
+def _tls_failure(error: BaseException) -> bool:
+    """A certificate problem is final, unlike a network failure."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "exc", None)
+    return False
 
 
 @dataclass(frozen=True)

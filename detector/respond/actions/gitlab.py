@@ -42,6 +42,8 @@ class _Params(BaseModel):
 
 def action_error(action: str, error: GitlabError | requests.RequestException) -> ActionError:
     """The `ActionError` for a failed call; the token never appears in it."""
+    if isinstance(error, requests.exceptions.SSLError):
+        return ActionError(f"{action}: TLS verification of the GitLab API failed")
     if isinstance(error, requests.RequestException):
         return ActionError(f"{action}: GitLab unreachable: {type(error).__name__}", retryable=True)
     status = error.response_code

@@ -6,28 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.respond.contract_server import ContractServer, serve
-from tests.respond.github.fake_github import (
-    GLOBAL_CODES,
-    TOKEN,
-    FakeGitHub,
-    check_headers,
-    install_handlers,
-    operations,
-)
+from tests.respond.contract_server import serve
+from tests.respond.github.fake_github import TOKEN, FakeGitHub, new_fake
 
 
 @pytest.fixture
 async def github(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeGitHub]:
-    server = ContractServer(
-        operations(),
-        base_path="/api/v3",
-        header_check=check_headers,
-        global_codes=GLOBAL_CODES,
-        unauthenticated=frozenset({"credentials/revoke"}),
-    )
-    fake = FakeGitHub(server)
-    install_handlers(fake)
     monkeypatch.setenv("GITHUB_RESPONDER_TOKEN", TOKEN)
-    async with serve(server):
+    fake = new_fake()
+    async with serve(fake.server):
         yield fake

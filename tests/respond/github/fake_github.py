@@ -251,3 +251,17 @@ def connection(fake: FakeGitHub) -> SystemConnection:
     return SystemConnection(
         url=f"{fake.server.url}/api/v3", token=SecretRef(env="GITHUB_RESPONDER_TOKEN")
     )
+
+
+def new_fake() -> FakeGitHub:
+    """A fake with its handlers, not yet serving (see `contract_server.serve`)."""
+    server = ContractServer(
+        operations(),
+        base_path="/api/v3",
+        header_check=check_headers,
+        global_codes=GLOBAL_CODES,
+        unauthenticated=frozenset({"credentials/revoke"}),
+    )
+    fake = FakeGitHub(server)
+    install_handlers(fake)
+    return fake

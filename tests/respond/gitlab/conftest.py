@@ -6,24 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.respond.contract_server import ContractServer, serve
-from tests.respond.gitlab.fake_gitlab import (
-    GLOBAL_CODES,
-    TOKEN,
-    FakeGitLab,
-    check_headers,
-    install_handlers,
-    operations,
-)
+from tests.respond.contract_server import serve
+from tests.respond.gitlab.fake_gitlab import TOKEN, FakeGitLab, new_fake
 
 
 @pytest.fixture
 async def gitlab(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeGitLab]:
-    server = ContractServer(
-        operations(), base_path="/api/v4", header_check=check_headers, global_codes=GLOBAL_CODES
-    )
-    fake = FakeGitLab(server)
-    install_handlers(fake)
     monkeypatch.setenv("GITLAB_RESPONDER_TOKEN", TOKEN)
-    async with serve(server):
+    fake = new_fake()
+    async with serve(fake.server):
         yield fake

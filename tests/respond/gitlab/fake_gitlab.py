@@ -208,3 +208,13 @@ def install_handlers(fake: FakeGitLab) -> None:
 
 def connection(fake: FakeGitLab) -> SystemConnection:
     return SystemConnection(url=fake.server.url, token=SecretRef(env="GITLAB_RESPONDER_TOKEN"))
+
+
+def new_fake() -> FakeGitLab:
+    """A fake with its handlers, not yet serving (see `contract_server.serve`)."""
+    server = ContractServer(
+        operations(), base_path="/api/v4", header_check=check_headers, global_codes=GLOBAL_CODES
+    )
+    fake = FakeGitLab(server)
+    install_handlers(fake)
+    return fake
