@@ -8,10 +8,12 @@ server fails on any violation when it stops.
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import trustme
 from aiohttp import web
 
 
@@ -50,13 +52,14 @@ class LocalServer:
         self.violations.append(f"{request.method} {request.path_qs}: {problem}")
         return web.json_response({"violation": problem}, status=400)
 
-    async def start(self) -> None:
+    async def start(self, tls: ssl.SSLContext | None = None) -> None:
+        """Listen on a free port of 127.0.0.1, over HTTPS when given a server TLS context."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=tls)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -64,3 +67,13 @@ class LocalServer:
         assert not self.violations, "requests broke the published API:\n" + "\n".join(
             self.violations
         )
+
+
+def private_ca(directory: Path) -> tuple[ssl.SSLContext, str]:
+    """A server TLS context for 127.0.0.1 signed by a fresh CA, and that CA's PEM file."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return context, str(ca_file)

@@ -70,6 +70,10 @@ class JenkinsClient:
                         return await response.json()
                     return None
                 raise _error(what, response.status, response.headers.get("Retry-After"))
+        except aiohttp.ClientSSLError:
+            raise ActionError(
+                f"Jenkins' TLS certificate was not verified while trying to {what}"
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ActionError(
                 f"Jenkins did not answer while trying to {what}: {type(exc).__name__}",

@@ -80,6 +80,10 @@ class KubernetesApi:
                 status, body = response.status, await response.read()
             finally:
                 response.release()
+        except aiohttp.ClientSSLError:
+            raise ActionError(
+                f"the API server's TLS certificate was not verified while trying to {what}"
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ActionError(
                 f"Kubernetes did not answer while trying to {what}: {type(exc).__name__}",

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions
+import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from detector.respond.actions.base import (
@@ -82,7 +83,11 @@ class _VaultAction(Action[Any]):
                 status=status,
                 retryable=status is None or status == 429 or status >= 500,
             ) from None
-        except OSError as exc:  # requests' connection errors and timeouts
+        except requests.exceptions.SSLError:
+            raise ActionError(
+                f"Vault's TLS certificate was not verified while trying to {what}"
+            ) from None
+        except requests.RequestException as exc:
             raise ActionError(
                 f"Vault did not answer while trying to {what}: {type(exc).__name__}",
                 retryable=True,

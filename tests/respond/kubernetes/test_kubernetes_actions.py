@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from detector.respond.actions.kubernetes import (
 )
 from detector.secrets import SecretRef
 from tests.respond.kubernetes.kubernetes_server import KubernetesServer
+from tests.respond.published_api import private_ca
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.responder-token"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
@@ -507,3 +509,27 @@ async def test_the_server_rejects_what_the_description_does_not_allow(
         created.release()
     assert len(cluster.violations) == 2
     cluster.violations.clear()
+
+
+async def test_https_with_the_cluster_ca_and_a_final_error_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("K8S_RESPONDER_TOKEN", TOKEN)
+    tls, ca_file = private_ca(tmp_path)
+    server = KubernetesServer(TOKEN)
+    await server.start(tls)
+    try:
+        path = "/apis/apps/v1/namespaces/ci/deployments/web"
+        server.put(path, {"metadata": {"name": "web", "namespace": "ci"}, "spec": {"replicas": 2}})
+        params = ScaleParams(namespace="ci", name="web")
+        token = SecretRef(env="K8S_RESPONDER_TOKEN")
+        trusted = SystemConnection(url=server.url, token=token, verify_tls=ca_file)
+        assert (await ScaleToZero(trusted).execute(params)).state == "done"
+
+        untrusted = SystemConnection(url=server.url, token=token)
+        with pytest.raises(ActionError) as raised:
+            await ScaleToZero(untrusted).verify(params)
+        assert raised.value.retryable is False
+        assert "TLS" in str(raised.value)
+    finally:
+        await server.stop()

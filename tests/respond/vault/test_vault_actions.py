@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,6 +16,7 @@ from detector.respond.actions.vault import (
     RevokeTokenAccessor,
 )
 from detector.secrets import SecretRef
+from tests.respond.published_api import private_ca
 from tests.respond.vault.vault_server import VaultServer
 
 TOKEN = "hvs.responder-token-value"
@@ -161,3 +163,26 @@ async def test_the_server_rejects_what_the_openapi_does_not_allow(vault: VaultSe
     assert (bad_body.status, bad_query.status) == (400, 400)
     assert len(vault.violations) == 2
     vault.violations.clear()
+
+
+async def test_https_with_a_private_ca_and_a_final_error_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_RESPONDER_TOKEN", TOKEN)
+    tls, ca_file = private_ca(tmp_path)
+    server = VaultServer(TOKEN)
+    await server.start(tls)
+    try:
+        server.leases["db/creds/ci/1"] = {"id": "db/creds/ci/1", "ttl": 60}
+        params = RevokeLeaseParams(lease_id="db/creds/ci/1")
+        token = SecretRef(env="VAULT_RESPONDER_TOKEN")
+        trusted = SystemConnection(url=server.url, token=token, verify_tls=ca_file)
+        assert (await RevokeLease(trusted).execute(params)).state == "done"
+        assert server.leases == {}
+
+        with pytest.raises(ActionError) as raised:
+            await RevokeLease(SystemConnection(url=server.url, token=token)).verify(params)
+        assert raised.value.retryable is False
+        assert "TLS" in str(raised.value)
+    finally:
+        await server.stop()
