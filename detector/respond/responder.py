@@ -5,8 +5,8 @@ rendered from the detection, checked against the protected targets, and then, by
 mode: `dry_run` → `planned`; `approve` → `pending` until a person decides or it
 expires; `auto` → run, unless the rate cap is reached, which makes it `pending` too.
 A step waiting for a person holds the steps after it (they are `pending` as well and
-can only be approved in order); a failed or refused step stops the playbook unless it
-says `continue_on_error`.
+can only be approved in order; held `auto` steps run once the approved step before them
+has); a failed or refused step stops the playbook unless it says `continue_on_error`.
 
 Each step is keyed by (detection id, playbook, step) in the state file before anything
 runs, so a redelivered detection or a restart never repeats an action. A crash while
@@ -64,6 +64,8 @@ VERIFY_BASE = 0.1
 VERIFY_CAP = 5.0
 #: statuses after which the next step of a playbook may run
 _SETTLED = frozenset({"planned", "executed", "undone"})
+#: the reason of a step pending only because an earlier step is
+HELD = "waits for an earlier step"
 
 
 class ResponderError(Exception):
@@ -227,7 +229,7 @@ class Responder:
             elif self.dry or planned.mode == "dry_run":
                 status = "planned"
             elif held:
-                status, reason = "pending", "waits for an earlier step"
+                status, reason = "pending", HELD
             elif planned.mode == "approve":
                 status = "pending"
             else:
@@ -394,7 +396,35 @@ class Responder:
             self.store.record_run(stored.action, now)
             approved = self._record(stored, "approved", approver, now)
             self.audit.write(approved)
-        return [approved, *await self._execute(stored, approver)]
+        records = [approved, *await self._execute(stored, approver)]
+        return records + await self._release(stored)
+
+    async def _release(self, decided: StoredAction) -> list[ActionRecord]:
+        """Once an approved step has run, run the `auto` steps after it that only waited
+        for it, in order, within the rate cap; stop at a step that needs its own approval."""
+        records: list[ActionRecord] = []
+        previous = self.store.get(decided.id)
+        for row in self.store.steps_of(decided.detection_id, decided.playbook):
+            if row.step <= decided.step:
+                continue
+            if previous is None or not (
+                previous.status in _SETTLED
+                or (previous.continue_on_error and previous.status == "failed")
+            ):
+                break
+            if (row.status, row.mode, row.reason) != ("pending", "auto", HELD):
+                break
+            now = self.clock.now()
+            with self.store.transaction():
+                capped = self._capped(row.action, now)
+                if capped or not self.store.change(row.id, "pending", "running", now):
+                    if capped:
+                        self.store.change(row.id, "pending", "pending", now, reason=capped)
+                    break
+                self.store.record_run(row.action, now)
+            records.extend(await self._execute(row, ENGINE))
+            previous = self.store.get(row.id)
+        return records
 
     def reject(self, prefix: str, approver: str, reason: str = "") -> list[ActionRecord]:
         """Reject a pending action and the pending steps after it in its playbook."""

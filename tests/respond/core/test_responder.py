@@ -279,3 +279,18 @@ def test_each_action_runs_at_most_once_and_never_past_the_cap(
             responder.close()
 
     asyncio.run(scenario())
+
+
+async def test_an_approval_releases_the_auto_steps_that_waited_for_it(world: World) -> None:
+    responder = world.responder(BLOCK_APPROVE, {**BLOCK_AUTO, "with": {"user": "second"}})
+    first, second = await responder.handle(detection(1))
+    assert (first.status, second.status) == ("pending", "pending")
+    records = await responder.approve(first.id, "alice")
+    assert [(r.step, r.status) for r in records] == [
+        (0, "approved"),
+        (0, "running"),
+        (0, "executed"),
+        (1, "running"),
+        (1, "executed"),
+    ]
+    assert world.system.blocked == {"mallory", "second"}
