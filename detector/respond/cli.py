@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from detector.config import ConfigError, load_settings
+from detector.redact import redact_text
 from detector.respond.audit import ActionRecord, Status, overview
 from detector.respond.factory import PlaybooksNotLoadedError, open_responder
 from detector.respond.playbooks import load_playbooks, playbook_files
@@ -108,9 +109,9 @@ def actions_list(config: Path, status: str | None, as_json: bool) -> None:
             row.action,
             row.playbook,
             str(row.step),
-            ", ".join(f"{t.system}:{t.name}" for t in row.targets),
+            redact_text(", ".join(f"{t.system}:{t.name}" for t in row.targets)),
             datetime.fromtimestamp(row.created, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            row.reason,
+            redact_text(row.reason),
         )
     stdout.print(table)
 

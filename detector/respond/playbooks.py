@@ -71,7 +71,7 @@ class Match(BaseModel):
         rule = detection.rule
         if self.rules and rule.id not in self.rules:
             return False
-        if self.tags and not set(self.tags) & {t.lower() for t in rule.tags}:
+        if self.tags and not {t.lower() for t in self.tags} & {t.lower() for t in rule.tags}:
             return False
         if self.min_level is not None and (
             rule.level is None or LEVELS.index(rule.level) < LEVELS.index(self.min_level)

@@ -96,6 +96,7 @@ def test_an_empty_match_is_refused() -> None:
         ({"rules": [RULE.id]}, True),
         ({"rules": ["other"]}, False),
         ({"tags": ["attack.t1078"]}, True),
+        ({"tags": ["ATTACK.T1078"]}, True),
         ({"tags": ["attack.t1485"]}, False),
         ({"min_level": "high"}, True),
         ({"min_level": "critical"}, False),
