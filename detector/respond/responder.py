@@ -196,7 +196,12 @@ class Responder:
         except ValidationError as exc:
             problem = f"parameters: {_first_error(exc)}"
             return _Planned(step, action, mode, rendered, problem=problem)
-        targets = action(self._connection(action, required=False)).targets(params)
+        try:
+            targets = action(self._connection(action, required=False)).targets(params)
+        except Exception as exc:  # an action's bug: without its targets, nothing may run
+            log.exception("targets of %s failed", step.action)
+            problem = f"targets: {type(exc).__name__}: {exc}"
+            return _Planned(step, action, mode, rendered, problem=problem)
         for target in targets:
             entry = self.settings.protection_of(target)
             if entry is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import aiohttp
 import orjson
 import pytest
 import yaml
+from aiohttp import web
 from click.testing import CliRunner, Result
 
 from detector.cli import main
@@ -24,6 +26,7 @@ from detector.runtime.service import Service
 from tests.intake.support import GITHUB_SECRET, github_headers
 from tests.respond.core.counting import RULE, FakeSystem, detection, serving
 
+ROOT = Path(__file__).resolve().parents[3]
 RUNNER_RULE = DEFAULT_RULES / "github" / "github_self_hosted_runner_registered.yml"
 #: a GitHub audit-log record that the runner rule matches
 RUNNER_REGISTERED = {
@@ -237,3 +240,58 @@ def test_config_check_describes_the_responders(
     assert "  systems: test" in result.output
     assert "  approver alice: token from the environment variable APPROVER_TOKEN" in result.output
     assert APPROVER_TOKEN not in result.output
+
+
+async def test_replaying_an_incident_plans_the_shipped_playbooks_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        calls.append(f"{request.method} {request.path}")
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    config = tmp_path / "detector.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "responders": {
+                    "systems": {name: {"url": url} for name in ("github", "kubernetes")},
+                    "protected": [{"system": "github", "name": "octo-org/payments-ui/*"}],
+                }
+            }
+        )
+    )
+    actions = tmp_path / "actions.jsonl"
+    scenarios = ROOT / "replay"
+    command = [
+        *(sys.executable, "-m", "detector", "replay"),
+        *(
+            str(scenarios / "04-deployment-hijack" / "logs"),
+            str(scenarios / "05-rogue-runner" / "logs"),
+        ),
+        *("--config", str(config), "--playbooks", str(ROOT / "playbooks")),
+        *("--actions-output", str(actions), "--dead-letter", str(tmp_path / "dead.jsonl")),
+    ]
+    try:
+        done = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await asyncio.wait_for(done.communicate(), 240)
+    finally:
+        await runner.cleanup()
+    assert done.returncode == 0, err.decode()
+    assert calls == []
+    planned = {
+        (r["action"], r["status"], r.get("would_run"))
+        for r in map(orjson.loads, actions.read_bytes().splitlines())
+    }
+    assert ("kubernetes.lock_service_account", "planned", "approve") in planned
+    # the runner's repository is protected: the run is not cancelled, even in a replay
+    assert ("github.cancel_run", "refused", None) in planned

@@ -10,6 +10,7 @@ import orjson
 import pytest
 import yaml
 
+import detector.respond.actions  # noqa: F401  (registers the actions)
 from detector.respond.playbooks import load_playbooks, playbook_files
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -19,10 +20,6 @@ SHIPPED = playbook_files([ROOT / "playbooks"])
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_a_shipped_playbook_lints_clean(path: Path) -> None:
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for step in document["actions"]:
-        system = step["action"].split(".")[0]
-        # each system's actions register when their module is imported
-        pytest.importorskip(f"detector.respond.actions.{system}")
     loaded = load_playbooks([path])
     assert [str(p) for p in loaded.problems] == []
     schema = orjson.loads((ROOT / "schemas" / "playbook.schema.json").read_bytes())
