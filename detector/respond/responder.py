@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
@@ -171,9 +171,9 @@ class Responder:
             if stored is None:
                 planned = self._plan(step, context)
                 stored, record = self._store(key, detection, playbook.name, index, planned, held)
-                if record is not None:
+                if isinstance(record, ActionRecord):
                     records.append(record)
-                if stored.status == "running":
+                elif record == "run":
                     records.extend(await self._execute(stored, ENGINE))
                     stored = self.store.get(key) or stored
             if stored.status in ("pending", "approved", "running"):
@@ -218,10 +218,11 @@ class Responder:
         index: int,
         planned: _Planned,
         held: bool,
-    ) -> tuple[StoredAction, ActionRecord | None]:
-        """Decide the step's first status and store it with its record (none for a step
-        about to run: `_execute` writes that), in one transaction (the rate window is read
-        and taken in the same one)."""
+    ) -> tuple[StoredAction, ActionRecord | Literal["run", "taken"]]:
+        """Decide the step's first status and store it with its record, in one transaction
+        (the rate window is read and taken in the same one). Instead of a record: "run" for
+        a step to run now (`_execute` writes its records), "taken" when another process
+        stored the step first."""
         now = self.clock.now()
         status: Status
         reason = planned.problem or planned.protected
@@ -240,8 +241,6 @@ class Responder:
             else:
                 capped = self._capped(planned.step.action, now)
                 status, reason = ("pending", capped) if capped else ("running", "")
-                if not capped:
-                    self.store.record_run(planned.step.action, now)
             if status == "pending":
                 expires = now + self.settings.approval_ttl_seconds
             stored = StoredAction(
@@ -264,9 +263,11 @@ class Responder:
                 outcome=None,
                 reason=reason,
             )
-            self.store.insert(stored)
+            if not self.store.insert(stored):
+                return self.store.get(key) or stored, "taken"
             if status == "running":
-                return stored, None
+                self.store.record_run(planned.step.action, now)
+                return stored, "run"
             record = self._record(stored, status, ENGINE, now)
             self.audit.write(record)
         return stored, record
