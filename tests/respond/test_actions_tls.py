@@ -7,24 +7,18 @@ import ssl
 from pathlib import Path
 
 import pytest
-import trustme
 
 from detector.respond.actions import github, gitlab
 from detector.respond.actions.base import ActionError, SystemConnection
 from detector.secrets import SecretRef
-from tests.respond.contract_server import serve
+from tests.respond.contract_server import private_ca, serve
 from tests.respond.github import fake_github
 from tests.respond.gitlab import fake_gitlab
 
 
 @pytest.fixture
 def tls(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return context, str(ca_file)
+    return private_ca(tmp_path)
 
 
 async def test_github_over_https(

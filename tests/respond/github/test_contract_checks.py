@@ -3,11 +3,11 @@ prove something: each bad request below is answered 400 and recorded as a violat
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
 from detector.respond.actions.base import ActionError
 from detector.respond.actions.github import PatAccessParams, RevokePatAccess
+from tests.respond.contract_server import assert_refused
 from tests.respond.github.fake_github import API_VERSION, TOKEN, FakeGitHub, connection, error
 
 GOOD = {
@@ -59,16 +59,10 @@ async def test_requests_off_the_description_are_refused(
     complaint: str,
 ) -> None:
     headers = {k: v for k, v in headers.items() if v}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(
-            method, f"{github.server.url}/api/v3{path}", headers=headers, json=body
-        ) as response,
-    ):
-        assert response.status == 400
-    assert len(github.server.violations) == 1
-    assert complaint.lower() in github.server.violations[0].lower()
-    github.server.violations.clear()
+    url = f"{github.server.url}/api/v3{path}"
+    await assert_refused(
+        github.server, method, url, headers=headers, body=body, complaint=complaint
+    )
     assert github.pat_grants == {11: "mallory", 12: "alice"}
 
 

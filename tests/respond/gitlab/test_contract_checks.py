@@ -3,9 +3,9 @@ something: each bad request below is answered 400 and recorded as a violation.""
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
+from tests.respond.contract_server import assert_refused
 from tests.respond.gitlab.fake_gitlab import TOKEN, FakeGitLab
 
 GOOD = {"PRIVATE-TOKEN": TOKEN}
@@ -32,14 +32,8 @@ async def test_requests_off_the_contract_are_refused(
     body: object,
     complaint: str,
 ) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(
-            method, f"{gitlab.server.url}/api/v4{path}", headers=headers, json=body
-        ) as response,
-    ):
-        assert response.status == 400
-    assert len(gitlab.server.violations) == 1
-    assert complaint.lower() in gitlab.server.violations[0].lower()
-    gitlab.server.violations.clear()
+    url = f"{gitlab.server.url}/api/v4{path}"
+    await assert_refused(
+        gitlab.server, method, url, headers=headers, body=body, complaint=complaint
+    )
     assert gitlab.runners[30] is False and gitlab.users[7] == "active"

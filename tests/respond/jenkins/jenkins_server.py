@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.respond.published_api import LocalServer, PublishedApi
+from tests.respond.contract_server import LocalServer, PublishedApi
 
 API = PublishedApi(Path(__file__).parent / "fixtures" / "jenkins_remote_api.json")
 JOB = re.compile(r"^((?:/job/[^/]+)+)/(api/json|disable|enable)$")

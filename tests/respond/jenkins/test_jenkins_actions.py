@@ -17,8 +17,8 @@ from detector.respond.actions.jenkins import (
     job_path,
 )
 from detector.secrets import SecretRef
+from tests.respond.contract_server import private_ca, serve
 from tests.respond.jenkins.jenkins_server import JenkinsServer
-from tests.respond.published_api import private_ca
 
 USER, API_TOKEN = "responder", "11aa22bb33cc44dd55ee"
 
@@ -27,9 +27,8 @@ USER, API_TOKEN = "responder", "11aa22bb33cc44dd55ee"
 async def jenkins(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[JenkinsServer]:
     monkeypatch.setenv("JENKINS_RESPONDER", f"{USER}:{API_TOKEN}")
     server = JenkinsServer(USER, API_TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
+    async with serve(server):
+        yield server
 
 
 def connection(server: JenkinsServer, variable: str = "JENKINS_RESPONDER") -> SystemConnection:
@@ -87,15 +86,12 @@ async def test_missing_job_is_a_clear_non_retryable_error(jenkins: JenkinsServer
 async def test_without_csrf_protection_no_crumb_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JENKINS_RESPONDER", f"{USER}:{API_TOKEN}")
     server = JenkinsServer(USER, API_TOKEN, csrf=False)
-    await server.start()
-    try:
+    async with serve(server):
         server.add_job("deploy")
         assert (
             await DisableJob(connection(server)).execute(DisableJobParams(job="deploy"))
         ).state == "done"
         assert server.job_disabled("deploy") is True
-    finally:
-        await server.stop()
 
 
 async def test_quiet_down_and_cancel(jenkins: JenkinsServer) -> None:
@@ -168,8 +164,7 @@ async def test_https_with_a_private_ca_and_a_final_error_without_it(
     monkeypatch.setenv("JENKINS_RESPONDER", f"{USER}:{API_TOKEN}")
     tls, ca_file = private_ca(tmp_path)
     server = JenkinsServer(USER, API_TOKEN)
-    await server.start(tls)
-    try:
+    async with serve(server, tls):
         token = SecretRef(env="JENKINS_RESPONDER")
         trusted = SystemConnection(url=server.url, token=token, verify_tls=ca_file)
         assert (await QuietDown(trusted).execute(QuietDownParams())).state == "done"
@@ -179,5 +174,3 @@ async def test_https_with_a_private_ca_and_a_final_error_without_it(
             await QuietDown(SystemConnection(url=server.url, token=token)).verify(QuietDownParams())
         assert raised.value.retryable is False
         assert "TLS" in str(raised.value)
-    finally:
-        await server.stop()

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.respond.published_api import LocalServer, PublishedApi
+from tests.respond.contract_server import LocalServer, PublishedApi, json_response
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OPENAPI = PublishedApi(FIXTURES / "kubernetes_openapi_subset.json")
@@ -52,7 +52,7 @@ def _has_list(value: Any) -> bool:
 def status(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
     body |= {"message": message, "reason": reason, "code": code}
-    return web.Response(body=orjson.dumps(body), status=code, content_type="application/json")
+    return json_response(body, code)
 
 
 def _ref_name(schema: dict[str, Any]) -> str:
@@ -90,6 +90,15 @@ class KubernetesServer(LocalServer):
 
     def get(self, path: str) -> dict[str, Any] | None:
         return self.objects.get(path)
+
+    def _injected_failure(self) -> web.Response | None:
+        """The next failure a test queued in `fail_next` (rate limits, outages), if any."""
+        if not self.fail_next:
+            return None
+        code, headers = self.fail_next.pop(0)
+        response = status(code, "Injected", "injected failure")
+        response.headers.update(headers)
+        return response
 
     # --- the contract --------------------------------------------------------------
 
@@ -138,11 +147,8 @@ class KubernetesServer(LocalServer):
                 return self.violation(request, body_problem)
             if not self._authorized(request):
                 return status(401, "Unauthorized", "Unauthorized")
-            if self.fail_next:
-                code, headers = self.fail_next.pop(0)
-                response = status(code, "Injected", "injected failure")
-                response.headers.update(headers)
-                return response
+            if injected := self._injected_failure():
+                return injected
             answer = _ref_name(answer_schema) if answer_schema else ""
             response = await self._act(request, action, body, answer)
             if response.status == 200 and answer and response.body:
@@ -166,10 +172,10 @@ class KubernetesServer(LocalServer):
         if current is None:
             return status(404, "NotFound", f"{path.rsplit('/', 1)[-1]} not found")
         if action == "get":
-            return _json(current)
+            return json_response(current)
         if action == "delete":
             del self.objects[path]
-            return _json({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+            return json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
         return self._patch(request, path, current, body, OPENAPI, answer)
 
     def _patch(
@@ -192,7 +198,7 @@ class KubernetesServer(LocalServer):
         if problem := api.schema_problem(definition, updated):
             self.violation(request, f"the patch produces an invalid object: {problem}")
             return status(422, "Invalid", problem)
-        return _json(self.put(path, updated))
+        return json_response(self.put(path, updated))
 
     def _create(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         metadata = body.get("metadata", {})
@@ -210,7 +216,7 @@ class KubernetesServer(LocalServer):
         if path in self.objects:
             return status(409, "AlreadyExists", f"{metadata['name']} already exists")
         stored = self.put(path, orjson.loads(orjson.dumps(body)))
-        return web.Response(body=orjson.dumps(stored), status=201, content_type="application/json")
+        return json_response(stored, 201)
 
     def _list(self, request: web.Request, list_kind: str) -> web.Response:
         base, plural = request.path.rsplit("/", 1)
@@ -231,7 +237,9 @@ class KubernetesServer(LocalServer):
                         request, f"the stand-in supports k=v selectors, not {term}"
                     )
                 items = [o for o in items if read(o, key) == value]
-        return _json({"kind": list_kind, "metadata": {"resourceVersion": "1"}, "items": items})
+        return json_response(
+            {"kind": list_kind, "metadata": {"resourceVersion": "1"}, "items": items}
+        )
 
     def _scale(self, request: web.Request, patch: Any) -> web.Response:
         workload_path = request.path.removesuffix("/scale")
@@ -256,7 +264,7 @@ class KubernetesServer(LocalServer):
             "spec": {"replicas": workload["spec"]["replicas"]},
             "status": {"replicas": workload.get("status", {}).get("replicas", 0)},
         }
-        return _json(scale)
+        return json_response(scale)
 
     async def _custom_object(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
@@ -278,21 +286,14 @@ class KubernetesServer(LocalServer):
             patch = orjson.loads(await request.read())
         if not self._authorized(request):
             return status(401, "Unauthorized", "Unauthorized")
-        if self.fail_next:
-            code, headers = self.fail_next.pop(0)
-            response = status(code, "Injected", "injected failure")
-            response.headers.update(headers)
-            return response
+        if injected := self._injected_failure():
+            return injected
         current = self.objects.get(request.path)
         if current is None:
             return status(404, "NotFound", f"{info['plural']} {info['name']} not found")
         if patch is None:
-            return _json(current)
+            return json_response(current)
         return self._patch(request, request.path, current, patch, CRDS, kind)
-
-
-def _json(data: dict[str, Any]) -> web.Response:
-    return web.Response(body=orjson.dumps(data), content_type="application/json")
 
 
 def _field(obj: dict[str, Any], key: str) -> Any:

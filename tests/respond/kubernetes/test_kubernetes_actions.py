@@ -22,8 +22,8 @@ from detector.respond.actions.kubernetes import (
     SuspendGitOps,
 )
 from detector.secrets import SecretRef
+from tests.respond.contract_server import private_ca, serve
 from tests.respond.kubernetes.kubernetes_server import KubernetesServer
-from tests.respond.published_api import private_ca
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.responder-token"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
@@ -34,9 +34,8 @@ SA = ServiceAccountParams(namespace="ci", name="deployer")
 async def cluster(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[KubernetesServer]:
     monkeypatch.setenv("K8S_RESPONDER_TOKEN", TOKEN)
     server = KubernetesServer(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
+    async with serve(server):
+        yield server
 
 
 def connection(server: KubernetesServer, variable: str = "K8S_RESPONDER_TOKEN") -> SystemConnection:
@@ -517,8 +516,7 @@ async def test_https_with_the_cluster_ca_and_a_final_error_without_it(
     monkeypatch.setenv("K8S_RESPONDER_TOKEN", TOKEN)
     tls, ca_file = private_ca(tmp_path)
     server = KubernetesServer(TOKEN)
-    await server.start(tls)
-    try:
+    async with serve(server, tls):
         path = "/apis/apps/v1/namespaces/ci/deployments/web"
         server.put(path, {"metadata": {"name": "web", "namespace": "ci"}, "spec": {"replicas": 2}})
         params = ScaleParams(namespace="ci", name="web")
@@ -531,5 +529,3 @@ async def test_https_with_the_cluster_ca_and_a_final_error_without_it(
             await ScaleToZero(untrusted).verify(params)
         assert raised.value.retryable is False
         assert "TLS" in str(raised.value)
-    finally:
-        await server.stop()

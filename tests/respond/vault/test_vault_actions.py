@@ -16,7 +16,7 @@ from detector.respond.actions.vault import (
     RevokeTokenAccessor,
 )
 from detector.secrets import SecretRef
-from tests.respond.published_api import private_ca
+from tests.respond.contract_server import private_ca, serve
 from tests.respond.vault.vault_server import VaultServer
 
 TOKEN = "hvs.responder-token-value"
@@ -26,9 +26,8 @@ TOKEN = "hvs.responder-token-value"
 async def vault(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[VaultServer]:
     monkeypatch.setenv("VAULT_RESPONDER_TOKEN", TOKEN)
     server = VaultServer(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
+    async with serve(server):
+        yield server
 
 
 def connection(server: VaultServer, variable: str = "VAULT_RESPONDER_TOKEN") -> SystemConnection:
@@ -171,8 +170,7 @@ async def test_https_with_a_private_ca_and_a_final_error_without_it(
     monkeypatch.setenv("VAULT_RESPONDER_TOKEN", TOKEN)
     tls, ca_file = private_ca(tmp_path)
     server = VaultServer(TOKEN)
-    await server.start(tls)
-    try:
+    async with serve(server, tls):
         server.leases["db/creds/ci/1"] = {"id": "db/creds/ci/1", "ttl": 60}
         params = RevokeLeaseParams(lease_id="db/creds/ci/1")
         token = SecretRef(env="VAULT_RESPONDER_TOKEN")
@@ -184,5 +182,3 @@ async def test_https_with_a_private_ca_and_a_final_error_without_it(
             await RevokeLease(SystemConnection(url=server.url, token=token)).verify(params)
         assert raised.value.retryable is False
         assert "TLS" in str(raised.value)
-    finally:
-        await server.stop()

@@ -10,19 +10,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.respond.published_api import LocalServer, PublishedApi
+from tests.respond.contract_server import LocalServer, PublishedApi, json_response
 
 API = PublishedApi(Path(__file__).parent / "fixtures" / "vault_openapi_subset.json")
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.Response]]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    """Vault answers `Content-Type: application/json` with no charset (hvac relies on it)."""
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
 def _errors(status: int, *errors: str) -> web.Response:
-    return _json({"errors": list(errors)}, status)
+    return json_response({"errors": list(errors)}, status)
 
 
 class VaultServer(LocalServer):
@@ -94,7 +89,7 @@ class VaultServer(LocalServer):
         data = {"accessor": accessor, "id": "", "policies": ["default"], "ttl": 3600}
         if self.revoked_elsewhere_after_lookup:
             del self.tokens[accessor]
-        return _json({"data": data})
+        return json_response({"data": data})
 
     async def _revoke_accessor(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         accessor = body.get("accessor", "")
@@ -114,7 +109,7 @@ class VaultServer(LocalServer):
             return _errors(400, "invalid lease")
         if problem := API.schema_problem("LeasesReadLeaseResponse", lease):
             raise AssertionError(problem)
-        return _json({"data": lease})
+        return json_response({"data": lease})
 
     async def _revoke_lease(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         if not body.get("lease_id"):
