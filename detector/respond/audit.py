@@ -3,7 +3,8 @@
 Every action a playbook plans leaves records, written before and after anything runs:
 `planned` (dry run; in a replay with the mode it would have run in), `pending` (waits
 for a person), `approved`, `rejected`, `expired`, `refused` (a protected target),
-`running` (the call starts), `executed` (done and verified), `failed`, `undone`.
+`running` (the call starts), `executed` (done and verified), `failed` (with what it
+changed first, if anything, which undo can reverse), `undone`.
 Parameters are redacted: a credential being revoked never reaches the trail.
 """
 
@@ -66,7 +67,13 @@ class ActionRecord(BaseModel):
     actor: str = Field(description=f"Who did this: {ENGINE!r} or the person's name.")
     reason: str = Field(default="", description="Why: the error, the protection, the cap.")
     expires_at: datetime | None = Field(default=None, description="A pending approval's end.")
-    outcome: Literal["done", "already_done"] | None = None
+    outcome: Literal["done", "already_done", "partial"] | None = Field(
+        default=None, description="partial: a failure that changed part of the target first."
+    )
+    undo_state: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="On a partial failure: what it changed, which `actions undo` reverses.",
+    )
 
     @field_serializer("time", "expires_at")
     def _serialize_time(self, value: datetime | None) -> str | None:

@@ -39,6 +39,7 @@ from detector.respond.actions.base import (
     ActionOutcome,
     SystemConnection,
     Target,
+    merge_undo_state,
 )
 from detector.respond.audit import (
     ENGINE,
@@ -296,17 +297,20 @@ class Responder:
         return [started, await self._call(stored, actor)]
 
     async def _call(self, stored: StoredAction, actor: str) -> ActionRecord:
+        # What attempts that failed halfway changed: kept with the failure for `undo`.
+        partial: dict[str, JsonValue] = {}
         try:
             action_cls = ACTIONS[stored.action]
             action = action_cls(self._connection(action_cls, required=True))
             params = action_cls.params_model.model_validate(stored.params)
-            async with asyncio.timeout(stored.timeout):
-                outcome = await self._with_retries(lambda: action.execute(params))
+            async with asyncio.timeout(stored.timeout) as scope:
+                outcome = await self._with_retries(lambda: action.execute(params), scope, partial)
                 await self._verified(action, params)
         except TimeoutError:
-            return self._finish(stored, "failed", actor, f"no result within {stored.timeout:g}s")
+            reason = f"no result within {stored.timeout:g}s"
+            return self._finish(stored, "failed", actor, reason, _partly_done(partial))
         except ActionError as exc:
-            return self._finish(stored, "failed", actor, _describe(exc))
+            return self._finish(stored, "failed", actor, _describe(exc), _partly_done(partial))
         except (KeyError, ResponderError) as exc:  # the action or its system is gone
             return self._finish(stored, "failed", actor, str(exc))
         except Exception as exc:  # an action's bug must not stop the responder
@@ -314,16 +318,41 @@ class Responder:
             return self._finish(stored, "failed", actor, f"{type(exc).__name__}: {exc}")
         return self._finish(stored, "executed", actor, outcome.detail, outcome)
 
-    async def _with_retries(self, call: Callable[[], Awaitable[ActionOutcome]]) -> ActionOutcome:
+    async def _with_retries(
+        self,
+        call: Callable[[], Awaitable[ActionOutcome]],
+        scope: asyncio.Timeout,
+        partial: dict[str, JsonValue] | None = None,
+    ) -> ActionOutcome:
+        """Call until it succeeds or fails for good, waiting between retryable errors: the
+        backoff delay, or longer when the system names its wait (`retry_after`). A wait that
+        would end past the step's timeout fails the step now instead. `partial` collects the
+        `undo_state` of attempts that failed halfway; a later success carries it on."""
         delay = RETRY_BASE
         while True:
             try:
-                return await call()
+                outcome = await call()
             except ActionError as exc:
+                if exc.undo_state and partial is not None:
+                    partial.update(merge_undo_state(partial, exc.undo_state))
                 if not exc.retryable:
                     raise
-                log.info("retryable error, again in %.1fs: %s", delay, redacted_reason(str(exc)))
-            await self.clock.sleep(delay)
+                wait = max(delay, exc.retry_after or 0.0)
+                deadline = scope.when()
+                late = deadline is not None and wait >= deadline - asyncio.get_running_loop().time()
+                if exc.retry_after is not None and late:
+                    raise ActionError(
+                        f"{exc}; the wait it asks for ({wait:g}s) ends past the step's timeout",
+                        status=exc.status,
+                    ) from None
+                log.info("retryable error, again in %.1fs: %s", wait, redacted_reason(str(exc)))
+            else:
+                if not partial:
+                    return outcome
+                state = "done" if outcome.state == "already_done" else outcome.state
+                merged = merge_undo_state(partial, outcome.undo_state)
+                return outcome.model_copy(update={"state": state, "undo_state": merged})
+            await self.clock.sleep(wait)
             delay = min(delay * 2, RETRY_CAP)
 
     async def _verified(self, action: Action[Any], params: BaseModel) -> None:
@@ -349,9 +378,7 @@ class Responder:
         now = self.clock.now()
         dumped = outcome.model_dump(mode="json") if outcome is not None else None
         self.store.change(stored.id, "running", status, now, reason=reason, outcome=dumped)
-        record = self._record(
-            stored, status, actor, now, reason=reason, outcome=outcome.state if outcome else None
-        )
+        record = self._record(stored, status, actor, now, reason=reason, outcome=outcome)
         self.audit.write(record)
         return record
 
@@ -462,10 +489,12 @@ class Responder:
         return records
 
     async def undo(self, prefix: str, actor: str) -> ActionRecord:
-        """Reverse an executed action with what its outcome kept (`undo_state`)."""
+        """Reverse an executed action, or the part a failed one did, with what its outcome
+        kept (`undo_state`)."""
         self._refuse_dry()
         stored = self.resolve(prefix)
-        if stored.status != "executed" or stored.outcome is None:
+        partly = stored.status == "failed" and (stored.outcome or {}).get("state") == "partial"
+        if not (stored.status == "executed" or partly) or stored.outcome is None:
             raise ResponderError(f"action {stored.id} is {stored.status}, not executed")
         action_cls = ACTIONS.get(stored.action)
         if action_cls is None:
@@ -476,14 +505,14 @@ class Responder:
         params = action_cls.params_model.model_validate(stored.params)
         outcome = ActionOutcome.model_validate(stored.outcome)
         try:
-            async with asyncio.timeout(stored.timeout):
-                undone = await self._with_retries(lambda: action.undo(params, outcome))
+            async with asyncio.timeout(stored.timeout) as scope:
+                undone = await self._with_retries(lambda: action.undo(params, outcome), scope)
         except TimeoutError:
             raise ResponderError(f"undo gave no result within {stored.timeout:g}s") from None
         except ActionError as exc:
             raise ResponderError(f"undo failed: {_describe(exc)}") from None
         now = self.clock.now()
-        if not self.store.change(stored.id, "executed", "undone", now, reason=undone.detail):
+        if not self.store.change(stored.id, stored.status, "undone", now, reason=undone.detail):
             raise ResponderError(f"action {stored.id} changed meanwhile")
         record = self._record(stored, "undone", actor, now, reason=undone.detail)
         self.audit.write(record)
@@ -503,7 +532,7 @@ class Responder:
         now: float,
         *,
         reason: str | None = None,
-        outcome: str | None = None,
+        outcome: ActionOutcome | None = None,
     ) -> ActionRecord:
         return ActionRecord.model_validate(
             {
@@ -525,7 +554,11 @@ class Responder:
                 "expires_at": utc(stored.expires)
                 if stored.expires is not None and status == "pending"
                 else None,
-                "outcome": outcome,
+                "outcome": outcome.state if outcome is not None else None,
+                # what a failure left changed, for a person reading the trail and for undo
+                "undo_state": outcome.undo_state
+                if outcome is not None and outcome.state == "partial"
+                else None,
             }
         )
 
@@ -539,6 +572,14 @@ def _shown_parameters(stored: StoredAction) -> dict[str, JsonValue]:
         with contextlib.suppress(ValidationError):
             shown = action.params_model.model_validate(stored.params).model_dump(mode="json")
     return redacted_parameters(shown)
+
+
+def _partly_done(partial: dict[str, JsonValue]) -> ActionOutcome | None:
+    """The outcome kept with a failure that changed something first, so undo can reverse it."""
+    if not partial:
+        return None
+    detail = "failed after changing part of the target: undo reverses that part"
+    return ActionOutcome(state="partial", detail=detail, undo_state=partial)
 
 
 def _first_error(exc: ValidationError) -> str:

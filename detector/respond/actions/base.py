@@ -6,7 +6,11 @@ approval, the audit trail, dry runs) is enforced by the responder core around it
 
 from __future__ import annotations
 
+import contextlib
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -25,22 +29,76 @@ class Target(BaseModel):
 
 
 class ActionOutcome(BaseModel):
-    """What a call did. `undo_state` keeps what the undo needs (backups, old replica counts)."""
+    """What a call did. `undo_state` keeps what the undo needs (backups, old replica counts).
+
+    `partial`: the call failed after changing something; `undo_state` holds what it changed.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    state: Literal["done", "already_done"]
+    state: Literal["done", "already_done", "partial"]
     detail: str = ""
     undo_state: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class ActionError(Exception):
-    """A call that failed; `retryable` for 429/5xx/timeouts, so the core can try again later."""
+    """A call that failed; `retryable` for 429/5xx/timeouts, so the core can try again later.
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+    `retry_after`: the seconds the system asked to wait first (Retry-After, a rate limit's
+    reset). `undo_state`: set when the call failed halfway, with what undo needs to reverse
+    the part already done (the backups of bindings already deleted, say).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        undo_state: dict[str, JsonValue] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.retry_after = retry_after
+        self.undo_state = undo_state
+
+
+def merge_undo_state(
+    earlier: Mapping[str, JsonValue], later: Mapping[str, JsonValue]
+) -> dict[str, JsonValue]:
+    """The undo state of two attempts of one call, the first of which failed halfway: lists
+    (backups, one per object changed) are joined; any other value keeps the first attempt's,
+    which saw the target before any change (an old replica count)."""
+    merged = dict(later)
+    for key, value in earlier.items():
+        after = merged.get(key)
+        if isinstance(value, list) and isinstance(after, list):
+            merged[key] = [*value, *after]
+        else:
+            merged[key] = value
+    return merged
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The wait an answer asks for: `Retry-After` (seconds or an HTTP date), else when the
+    rate limit resets (`x-ratelimit-reset` on GitHub, `RateLimit-Reset` on GitLab: Unix
+    seconds). `headers` must look names up case-insensitively (every HTTP client's do)."""
+    current = time.time() if now is None else now
+    value = headers.get("Retry-After")
+    if value is not None:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        with contextlib.suppress(TypeError, ValueError):
+            return max(0.0, parsedate_to_datetime(value).timestamp() - current)
+        return None
+    for name in ("x-ratelimit-reset", "RateLimit-Reset"):
+        reset = headers.get(name)
+        if reset is not None and reset.strip().isdigit():
+            return max(0.0, float(reset) - current)
+    return None
 
 
 class NotReversible(ActionError):

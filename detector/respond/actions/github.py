@@ -26,6 +26,7 @@ from detector.respond.actions.base import (
     SystemConnection,
     Target,
     register,
+    retry_after_seconds,
 )
 
 API_VERSION: Final = "2022-11-28"
@@ -70,10 +71,12 @@ def status_of(error: RequestError[Any]) -> int | None:
 def action_error(action: str, error: RequestError[Any]) -> ActionError:
     """The `ActionError` for a failed call; the token never appears in it."""
     if isinstance(error, RateLimitExceeded):
+        wait = error.retry_after.total_seconds()
         return ActionError(
-            f"{action}: GitHub rate limit, retry after {int(error.retry_after.total_seconds())}s",
+            f"{action}: GitHub rate limit, retry after {int(wait)}s",
             status=error.response.status_code,
             retryable=True,
+            retry_after=wait,
         )
     if isinstance(error, RequestFailed):
         status = error.response.status_code
@@ -85,10 +88,12 @@ def action_error(action: str, error: RequestError[Any]) -> ActionError:
             422: "GitHub refused the request",
         }.get(status, "GitHub failed")
         detail = _message(error)
+        retryable = status == 429 or status >= 500
         return ActionError(
             f"{action}: {status} {hint}" + (f": {detail}" if detail else ""),
             status=status,
-            retryable=status == 429 or status >= 500,
+            retryable=retryable,
+            retry_after=retry_after_seconds(error.response.headers) if retryable else None,
         )
     if _tls_failure(error):
         return ActionError(f"{action}: TLS verification of the GitHub API failed")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, TypeVar
 
 import gitlab
@@ -24,6 +24,7 @@ from detector.respond.actions.base import (
     ActionOutcome,
     Target,
     register,
+    retry_after_seconds,
 )
 
 #: Passed to every call: no sleeping through rate limits inside the action.
@@ -40,8 +41,13 @@ class _Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def action_error(action: str, error: GitlabError | requests.RequestException) -> ActionError:
-    """The `ActionError` for a failed call; the token never appears in it."""
+def action_error(
+    action: str,
+    error: GitlabError | requests.RequestException,
+    headers: Mapping[str, str] | None = None,
+) -> ActionError:
+    """The `ActionError` for a failed call; the token never appears in it. `headers`: those
+    of the failed answer (python-gitlab's errors do not keep them), for the wait it asks."""
     if isinstance(error, requests.exceptions.SSLError):
         return ActionError(f"{action}: TLS verification of the GitLab API failed")
     if isinstance(error, requests.RequestException):
@@ -57,10 +63,12 @@ def action_error(action: str, error: GitlabError | requests.RequestException) ->
         429: "GitLab rate limit",
     }.get(status or 0, "GitLab failed")
     detail = redact_text(str(error.error_message or ""))[:200]
+    retryable = status is None or status == 429 or status >= 500
     return ActionError(
         f"{action}: {status} {hint}" + (f": {detail}" if detail else ""),
         status=status,
-        retryable=status is None or status == 429 or status >= 500,
+        retryable=retryable,
+        retry_after=retry_after_seconds(headers) if retryable and headers is not None else None,
     )
 
 
@@ -87,14 +95,21 @@ class GitLabAction(Action[Any]):
     async def call(self, work: Callable[[gitlab.Gitlab], T]) -> T:
         """Run `work` with a fresh client in a worker thread."""
 
+        answers: list[requests.Response] = []
+
         def run() -> T:
             with self._client() as client:
+                client.session.hooks["response"].append(
+                    lambda response, *args, **kwargs: answers.append(response)
+                )
                 return work(client)
 
         try:
             return await asyncio.to_thread(run)
         except (GitlabError, requests.RequestException) as error:
-            raise action_error(self.name, error) from None
+            failed = answers[-1] if answers and isinstance(error, GitlabError) else None
+            headers = failed.headers if failed is not None else None
+            raise action_error(self.name, error, headers) from None
 
 
 # --- tokens -------------------------------------------------------------------------------

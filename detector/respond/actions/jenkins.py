@@ -8,6 +8,7 @@ Jenkins 2.96, but a crumb is harmless and older instances want it).
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from detector.respond.actions.base import (
     SystemConnection,
     Target,
     register,
+    retry_after_seconds,
 )
 
 _MEANING = {
@@ -69,7 +71,7 @@ class JenkinsClient:
                     if response.content_type == "application/json":
                         return await response.json()
                     return None
-                raise _error(what, response.status, response.headers.get("Retry-After"))
+                raise _error(what, response.status, response.headers)
         except aiohttp.ClientSSLError:
             raise ActionError(
                 f"Jenkins' TLS certificate was not verified while trying to {what}"
@@ -98,13 +100,17 @@ class JenkinsClient:
         await self._request("POST", path, what, headers=self._crumb)
 
 
-def _error(what: str, status: int, retry_after: str | None) -> ActionError:
+def _error(what: str, status: int, headers: Mapping[str, str]) -> ActionError:
     retryable = status == 429 or status >= 500
     meaning = _MEANING.get(status, "Jenkins answered with an error")
-    if retry_after:
-        meaning += f"; retry after {retry_after}s"
+    wait = retry_after_seconds(headers) if retryable else None
+    if wait is not None:
+        meaning += f"; retry after {wait:g}s"
     return ActionError(
-        f"Jenkins refused to {what} (HTTP {status}): {meaning}", status=status, retryable=retryable
+        f"Jenkins refused to {what} (HTTP {status}): {meaning}",
+        status=status,
+        retryable=retryable,
+        retry_after=wait,
     )
 
 

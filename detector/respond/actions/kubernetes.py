@@ -7,7 +7,7 @@ not know, and a backup that is restored later must keep every field the server r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, Literal
 
 import aiohttp
@@ -22,6 +22,7 @@ from detector.respond.actions.base import (
     SystemConnection,
     Target,
     register,
+    retry_after_seconds,
 )
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -77,7 +78,7 @@ class KubernetesApi:
         try:
             response = await request
             try:
-                status, body = response.status, await response.read()
+                status, body, headers = response.status, await response.read(), response.headers
             finally:
                 response.release()
         except aiohttp.ClientSSLError:
@@ -92,23 +93,26 @@ class KubernetesApi:
         if status == 404 and missing_ok:
             return None
         if status >= 400:
-            raise _error(what, status, body)
+            raise _error(what, status, body, headers)
         data = orjson.loads(body) if body else {}
         return data if isinstance(data, dict) else {}
 
 
-def _error(what: str, status: int, body: bytes) -> ActionError:
-    """A Status answer becomes a message with the server's reason, never request headers."""
+def _error(what: str, status: int, body: bytes, headers: Mapping[str, str]) -> ActionError:
+    """A Status answer becomes a message with the server's reason, never request headers.
+    A 429 (API Priority and Fairness, say) carries the wait it asks for in Retry-After."""
     try:
         reason = str(orjson.loads(body).get("message", ""))
     except (orjson.JSONDecodeError, AttributeError):
         reason = ""
     meaning = _MEANING.get(status, "the API server answered with an error")
+    retryable = status == 429 or status >= 500
     return ActionError(
         f"Kubernetes refused to {what} (HTTP {status}): {meaning}"
         + (f": {reason[:300]}" if reason else ""),
         status=status,
-        retryable=status == 429 or status >= 500,
+        retryable=retryable,
+        retry_after=retry_after_seconds(headers) if retryable else None,
     )
 
 
@@ -236,44 +240,21 @@ class LockServiceAccount(Action[ServiceAccountParams]):
 
     async def execute(self, params: ServiceAccountParams) -> ActionOutcome:
         removed: list[JsonValue] = []  # what undo restores, binding by binding
+        secrets: list[JsonValue] = []
+        # Only what was changed: a retry after a failure halfway merges its own in.
+        undo_state: dict[str, JsonValue] = {"bindings": removed, "deleted_token_secrets": secrets}
         async with KubernetesApi(self.connection) as k8s:
-            groups = {"system:serviceaccounts", f"system:serviceaccounts:{params.namespace}"}
-            via_groups = 0
-            for binding in await self._bindings(k8s):
-                subjects = binding.get("subjects") or []
-                mine = [s for s in subjects if _binds(binding, params, s)]
-                if mine:
-                    removed.append(await self._remove(k8s, binding, subjects, mine))
-                via_groups += any(
-                    s.get("kind") == "Group" and s.get("name") in groups for s in subjects
-                )
-            account = await self._account(k8s, params)
-            automount: JsonValue = "absent"
-            if account is not None:
-                automount = account.get("automountServiceAccountToken")
-                if automount is not False:
-                    await k8s.call(
-                        "turn off token automount",
-                        k8s.core.patch_namespaced_service_account(
-                            params.name,
-                            params.namespace,
-                            {"automountServiceAccountToken": False},
-                            **k8s.options(MERGE_PATCH),
-                        ),
-                    )
-            secrets = await self._token_secrets(k8s, params)
-            for secret in secrets:
-                await k8s.call(
-                    "delete a token Secret",
-                    k8s.core.delete_namespaced_secret(secret, params.namespace, **k8s.options()),
-                    missing_ok=True,
-                )
-        undo_state: dict[str, JsonValue] = {
-            "bindings": removed,
-            "automount": automount,
-            "deleted_token_secrets": list(secrets),
-        }
-        if not removed and automount in (False, "absent") and not secrets:
+            try:
+                via_groups = await self._lock(k8s, params, undo_state)
+            except ActionError as exc:
+                # A failure halfway (a 409 on the third binding) keeps the backups of what
+                # was already removed, so that undo can restore it.
+                if removed or "automount" in undo_state or secrets:
+                    exc.undo_state = undo_state
+                raise
+        # The flag before the change; "absent": nothing to reset (already off, or no account).
+        automount = undo_state.setdefault("automount", "absent")
+        if not removed and automount == "absent" and not secrets:
             return ActionOutcome(
                 state="already_done", detail="no bindings, automount off", undo_state=undo_state
             )
@@ -283,6 +264,46 @@ class LockServiceAccount(Action[ServiceAccountParams]):
         if via_groups:
             detail += f"; {via_groups} group binding(s) still grant it (left alone)"
         return ActionOutcome(state="done", detail=detail, undo_state=undo_state)
+
+    async def _lock(
+        self, k8s: KubernetesApi, params: ServiceAccountParams, undo_state: dict[str, JsonValue]
+    ) -> int:
+        """Remove the bindings, turn automount off, delete token Secrets, recording each
+        change in `undo_state` as it is made; the number of group bindings left alone."""
+        removed, secrets = undo_state["bindings"], undo_state["deleted_token_secrets"]
+        assert isinstance(removed, list) and isinstance(secrets, list)
+        groups = {"system:serviceaccounts", f"system:serviceaccounts:{params.namespace}"}
+        via_groups = 0
+        for binding in await self._bindings(k8s):
+            subjects = binding.get("subjects") or []
+            mine = [s for s in subjects if _binds(binding, params, s)]
+            if mine:
+                removed.append(await self._remove(k8s, binding, subjects, mine))
+            via_groups += any(
+                s.get("kind") == "Group" and s.get("name") in groups for s in subjects
+            )
+        account = await self._account(k8s, params)
+        if account is not None:
+            automount = account.get("automountServiceAccountToken")
+            if automount is not False:
+                undo_state["automount"] = automount  # before the call: it may apply and time out
+                await k8s.call(
+                    "turn off token automount",
+                    k8s.core.patch_namespaced_service_account(
+                        params.name,
+                        params.namespace,
+                        {"automountServiceAccountToken": False},
+                        **k8s.options(MERGE_PATCH),
+                    ),
+                )
+        for secret in await self._token_secrets(k8s, params):
+            await k8s.call(
+                "delete a token Secret",
+                k8s.core.delete_namespaced_secret(secret, params.namespace, **k8s.options()),
+                missing_ok=True,
+            )
+            secrets.append(secret)
+        return via_groups
 
     async def _remove(
         self,
@@ -326,7 +347,7 @@ class LockServiceAccount(Action[ServiceAccountParams]):
             for entry in entries if isinstance(entries, list) else []:
                 assert isinstance(entry, dict)
                 restored += await self._restore(k8s, entry)
-            automount = outcome.undo_state.get("automount")
+            automount = outcome.undo_state.get("automount", "absent")
             if automount != "absent" and automount is not False:
                 # null removes the field again, which is how it was when it was unset.
                 await k8s.call(

@@ -78,7 +78,7 @@ async def test_a_rate_limit_is_retryable_and_names_the_wait(github: FakeGitHub) 
     with pytest.raises(ActionError) as raised:
         await RevokePatAccess(connection(github)).execute(PatAccessParams(org="acme", pat_id=11))
     assert raised.value.retryable and raised.value.status == 429
-    assert "30s" in str(raised.value)
+    assert "30s" in str(raised.value) and raised.value.retry_after == 30
     assert 11 in github.pat_grants
 
 
@@ -94,6 +94,8 @@ async def test_a_primary_rate_limit_answered_as_403_is_retryable(github: FakeGit
     with pytest.raises(ActionError) as raised:
         await BlockUser(connection(github)).execute(OrgUserParams(org="acme", username="mallory"))
     assert raised.value.retryable and raised.value.status == 403
+    # x-ratelimit-reset is 2100-01-01: the wait runs until then
+    assert raised.value.retry_after is not None and raised.value.retry_after > 365 * 86400
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])

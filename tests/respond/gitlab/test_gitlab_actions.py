@@ -92,7 +92,11 @@ async def test_a_rate_limit_is_retryable_and_not_slept_through(gitlab: FakeGitLa
     )
     with pytest.raises(ActionError) as raised:
         await RevokePersonalToken(connection(gitlab)).execute(PersonalTokenParams(token_id=41))
-    assert (raised.value.status, raised.value.retryable) == (429, True)
+    assert (raised.value.status, raised.value.retryable, raised.value.retry_after) == (
+        429,
+        True,
+        3600,
+    )
     assert len(gitlab.server.calls_of("personal_access_tokens/revoke")) == 1
     assert gitlab.personal_tokens[41]["revoked"] is False
 

@@ -118,6 +118,7 @@ async def test_rate_limit_and_server_errors_are_retryable(
         await QuietDown(connection(jenkins)).execute(QuietDownParams())
     assert raised.value.retryable is True
     assert raised.value.status == status
+    assert raised.value.retry_after == 30
     assert jenkins.quieting_down is False
 
 

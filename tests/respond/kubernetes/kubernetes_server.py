@@ -63,7 +63,8 @@ class KubernetesServer(LocalServer):
     def __init__(self, token: str) -> None:
         self.token = token
         self.objects: dict[str, dict[str, Any]] = {}  # item path -> object
-        self.fail_next: list[tuple[int, dict[str, str]]] = []
+        self.fail_next: list[tuple[int, dict[str, str]]] = []  # for the next requests
+        self.fail_on: dict[tuple[str, str], int] = {}  # (method, path) -> status, once
         self._versions = itertools.count(1000)
         app = web.Application()
         for path, item in OPENAPI.document["paths"].items():
@@ -91,11 +92,15 @@ class KubernetesServer(LocalServer):
     def get(self, path: str) -> dict[str, Any] | None:
         return self.objects.get(path)
 
-    def _injected_failure(self) -> web.Response | None:
-        """The next failure a test queued in `fail_next` (rate limits, outages), if any."""
-        if not self.fail_next:
+    def _injected_failure(self, request: web.Request) -> web.Response | None:
+        """The failure a test queued for this request in `fail_on`, else the next one queued
+        in `fail_next` (rate limits, outages, conflicts), if any."""
+        if (code := self.fail_on.pop((request.method, request.path), None)) is not None:
+            headers: dict[str, str] = {}
+        elif self.fail_next:
+            code, headers = self.fail_next.pop(0)
+        else:
             return None
-        code, headers = self.fail_next.pop(0)
         response = status(code, "Injected", "injected failure")
         response.headers.update(headers)
         return response
@@ -147,7 +152,7 @@ class KubernetesServer(LocalServer):
                 return self.violation(request, body_problem)
             if not self._authorized(request):
                 return status(401, "Unauthorized", "Unauthorized")
-            if injected := self._injected_failure():
+            if injected := self._injected_failure(request):
                 return injected
             answer = _ref_name(answer_schema) if answer_schema else ""
             response = await self._act(request, action, body, answer)
@@ -286,7 +291,7 @@ class KubernetesServer(LocalServer):
             patch = orjson.loads(await request.read())
         if not self._authorized(request):
             return status(401, "Unauthorized", "Unauthorized")
-        if injected := self._injected_failure():
+        if injected := self._injected_failure(request):
             return injected
         current = self.objects.get(request.path)
         if current is None:
