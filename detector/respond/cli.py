@@ -145,7 +145,8 @@ def actions_reject(action_id: str, config: Path, person: str | None, reason: str
 @_CONFIG
 @_AS
 def actions_undo(action_id: str, config: Path, person: str | None) -> None:
-    """Reverse an executed action, where its API has an inverse."""
+    """Reverse an executed action, or the part a failed one changed, where its API has an
+    inverse."""
     with _responder(config) as responder:
         _print([asyncio.run(responder.undo(action_id, person or getpass.getuser()))])
 

@@ -3,12 +3,16 @@ needs, and the waits the API server asks for are honoured within the step's time
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import yaml
+from click.testing import CliRunner
 
+from detector.cli import main
 from detector.respond.audit import AuditTrail
 from detector.respond.playbooks import Playbook
 from detector.respond.responder import Clock, Responder
@@ -90,17 +94,23 @@ async def test_a_lock_failing_halfway_is_recorded_and_undo_restores_its_part(
     assert isinstance(kept, list)
     assert [entry["object"]["metadata"]["name"] for entry in kept] == ["deployer-edit", "shared"]  # type: ignore[call-overload,index]
     assert audit(tmp_path)[-1]["undo_state"] == failed.undo_state
-    stored = core.store.get(failed.id)
-    assert stored is not None and stored.status == "failed"
+    core.close()
+    config = tmp_path / "detector.yml"
+    config.write_text(yaml.safe_dump({"responders": core.settings.model_dump(mode="json")}))
 
-    undone = await core.undo(failed.id[:10], "alice")
+    undone = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["actions", "undo", failed.id[:10], "--config", str(config), "--as", "alice"],
+    )
 
-    assert (undone.status, undone.actor) == ("undone", "alice")
+    assert undone.exit_code == 0, undone.output
+    assert f"{failed.id[:12]} undone kubernetes.lock_service_account by alice" in undone.output
     for path in BINDINGS:
         assert same_object(before[path], cluster.get(path)), path
     account = cluster.get("/api/v1/namespaces/ci/serviceaccounts/deployer")
     assert account is not None and "automountServiceAccountToken" not in account
-    core.close()
+    assert audit(tmp_path)[-1]["status"] == "undone"
 
 
 async def test_a_retried_lock_keeps_the_backups_of_the_failed_attempt(
