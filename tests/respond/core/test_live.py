@@ -273,6 +273,7 @@ async def test_replaying_an_incident_plans_the_shipped_playbooks_and_sends_nothi
     command = [
         *(sys.executable, "-m", "detector", "replay"),
         *(
+            str(scenarios / "03-image-swap" / "logs"),
             str(scenarios / "04-deployment-hijack" / "logs"),
             str(scenarios / "05-rogue-runner" / "logs"),
         ),
@@ -293,5 +294,8 @@ async def test_replaying_an_incident_plans_the_shipped_playbooks_and_sends_nothi
         for r in map(orjson.loads, actions.read_bytes().splitlines())
     }
     assert ("kubernetes.lock_service_account", "planned", "approve") in planned
+    # Argo CD's Request-level rollout names no GitOps object: nothing to suspend, scale only
+    assert ("kubernetes.suspend_gitops", "failed", None) in planned
+    assert ("kubernetes.scale_to_zero", "planned", "approve") in planned
     # the runner's repository is protected: the run is not cancelled, even in a replay
     assert ("github.cancel_run", "refused", None) in planned
