@@ -200,6 +200,8 @@ class Reply:
 
 
 Handler = Callable[[Call], Reply]
+#: answers a call the fake refuses before its handler sees it (a wrong token), else None
+Guard = Callable[[Call], Reply | None]
 HeaderCheck = Callable[[str, Mapping[str, str], bool], list[str]]
 
 
@@ -232,19 +234,20 @@ class ContractServer(LocalServer):
         self.header_check = header_check
         self.global_codes = global_codes
         self.unauthenticated = unauthenticated
-        self.handlers: dict[str, Handler] = {}
+        self.handlers: dict[str, tuple[Guard | None, Handler]] = {}
         self.faults: dict[str, deque[Reply]] = defaultdict(deque)
         self.calls: list[Call] = []
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         super().__init__(app)
 
-    def handle(self, operation_id: str) -> Callable[[Handler], Handler]:
+    def handle(self, operation_id: str, guard: Guard | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: the fake's handler of `operation_id`, behind `guard` when given."""
         if operation_id not in {op.operation_id for op in self.operations}:
             raise KeyError(f"{operation_id} is not in the description")
 
         def register(handler: Handler) -> Handler:
-            self.handlers[operation_id] = handler
+            self.handlers[operation_id] = (guard, handler)
             return handler
 
         return register
@@ -325,7 +328,8 @@ class ContractServer(LocalServer):
         if self.faults[op.operation_id]:
             reply = self.faults[op.operation_id].popleft()
         elif op.operation_id in self.handlers:
-            reply = self.handlers[op.operation_id](call)
+            guard, handler = self.handlers[op.operation_id]
+            reply = (guard(call) if guard else None) or handler(call)
         else:
             return self.violation(request, f"{op.operation_id} has no handler in this test")
         if reply.status not in op.responses and reply.status not in self.global_codes:

@@ -6,11 +6,8 @@ approval, the audit trail, dry runs) is enforced by the responder core around it
 
 from __future__ import annotations
 
-import contextlib
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -79,26 +76,6 @@ def merge_undo_state(
         else:
             merged[key] = value
     return merged
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """The wait an answer asks for: `Retry-After` (seconds or an HTTP date), else when the
-    rate limit resets (`x-ratelimit-reset` on GitHub, `RateLimit-Reset` on GitLab: Unix
-    seconds). `headers` must look names up case-insensitively (every HTTP client's do)."""
-    current = time.time() if now is None else now
-    value = headers.get("Retry-After")
-    if value is not None:
-        value = value.strip()
-        if value.isdigit():
-            return float(value)
-        with contextlib.suppress(TypeError, ValueError):
-            return max(0.0, parsedate_to_datetime(value).timestamp() - current)
-        return None
-    for name in ("x-ratelimit-reset", "RateLimit-Reset"):
-        reset = headers.get(name)
-        if reset is not None and reset.strip().isdigit():
-            return max(0.0, float(reset) - current)
-    return None
 
 
 class NotReversible(ActionError):

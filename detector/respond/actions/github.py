@@ -26,8 +26,8 @@ from detector.respond.actions.base import (
     SystemConnection,
     Target,
     register,
-    retry_after_seconds,
 )
+from detector.respond.actions.errors import status_error
 
 API_VERSION: Final = "2022-11-28"
 
@@ -88,12 +88,10 @@ def action_error(action: str, error: RequestError[Any]) -> ActionError:
             422: "GitHub refused the request",
         }.get(status, "GitHub failed")
         detail = _message(error)
-        retryable = status == 429 or status >= 500
-        return ActionError(
+        return status_error(
             f"{action}: {status} {hint}" + (f": {detail}" if detail else ""),
-            status=status,
-            retryable=retryable,
-            retry_after=retry_after_seconds(error.response.headers) if retryable else None,
+            status,
+            error.response.headers,
         )
     if _tls_failure(error):
         return ActionError(f"{action}: TLS verification of the GitHub API failed")

@@ -24,8 +24,8 @@ from detector.respond.actions.base import (
     ActionOutcome,
     Target,
     register,
-    retry_after_seconds,
 )
+from detector.respond.actions.errors import status_error
 
 #: Passed to every call: no sleeping through rate limits inside the action.
 ONCE: Final[dict[str, Any]] = {"obey_rate_limit": False}
@@ -63,12 +63,8 @@ def action_error(
         429: "GitLab rate limit",
     }.get(status or 0, "GitLab failed")
     detail = redact_text(str(error.error_message or ""))[:200]
-    retryable = status is None or status == 429 or status >= 500
-    return ActionError(
-        f"{action}: {status} {hint}" + (f": {detail}" if detail else ""),
-        status=status,
-        retryable=retryable,
-        retry_after=retry_after_seconds(headers) if retryable and headers is not None else None,
+    return status_error(
+        f"{action}: {status} {hint}" + (f": {detail}" if detail else ""), status, headers
     )
 
 

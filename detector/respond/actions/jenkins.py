@@ -8,7 +8,6 @@ Jenkins 2.96, but a crumb is harmless and older instances want it).
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -22,8 +21,8 @@ from detector.respond.actions.base import (
     SystemConnection,
     Target,
     register,
-    retry_after_seconds,
 )
+from detector.respond.actions.errors import aiohttp_failures, status_error
 
 _MEANING = {
     401: "the Jenkins user or API token is not accepted",
@@ -62,7 +61,7 @@ class JenkinsClient:
         await self._session.close()
 
     async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        try:
+        with aiohttp_failures("Jenkins", what):
             async with self._session.request(
                 method, self.base + path, ssl=self._ssl, allow_redirects=False, **kwargs
             ) as response:
@@ -71,16 +70,12 @@ class JenkinsClient:
                     if response.content_type == "application/json":
                         return await response.json()
                     return None
-                raise _error(what, response.status, response.headers)
-        except aiohttp.ClientSSLError:
-            raise ActionError(
-                f"Jenkins' TLS certificate was not verified while trying to {what}"
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActionError(
-                f"Jenkins did not answer while trying to {what}: {type(exc).__name__}",
-                retryable=True,
-            ) from None
+                meaning = _MEANING.get(response.status, "Jenkins answered with an error")
+                raise status_error(
+                    f"Jenkins refused to {what} (HTTP {response.status}): {meaning}",
+                    response.status,
+                    response.headers,
+                )
 
     async def get_json(self, path: str, what: str, tree: str) -> dict[str, Any]:
         data = await self._request("GET", f"{path}/api/json", what, params={"tree": tree})
@@ -98,20 +93,6 @@ class JenkinsClient:
                     raise
                 self._crumb = {}
         await self._request("POST", path, what, headers=self._crumb)
-
-
-def _error(what: str, status: int, headers: Mapping[str, str]) -> ActionError:
-    retryable = status == 429 or status >= 500
-    meaning = _MEANING.get(status, "Jenkins answered with an error")
-    wait = retry_after_seconds(headers) if retryable else None
-    if wait is not None:
-        meaning += f"; retry after {wait:g}s"
-    return ActionError(
-        f"Jenkins refused to {what} (HTTP {status}): {meaning}",
-        status=status,
-        retryable=retryable,
-        retry_after=wait,
-    )
 
 
 def job_path(name: str) -> str:

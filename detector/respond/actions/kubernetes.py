@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import Any, Literal
 
-import aiohttp
 import orjson
 from kubernetes_asyncio import client
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -22,8 +21,8 @@ from detector.respond.actions.base import (
     SystemConnection,
     Target,
     register,
-    retry_after_seconds,
 )
+from detector.respond.actions.errors import aiohttp_failures, status_error
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -75,21 +74,12 @@ class KubernetesApi:
         self, what: str, request: Awaitable[Any], *, missing_ok: bool = False
     ) -> dict[str, Any] | None:
         """Await one call; the JSON answer, None for a 404 when `missing_ok`, else ActionError."""
-        try:
+        with aiohttp_failures("the Kubernetes API server", what):
             response = await request
             try:
                 status, body, headers = response.status, await response.read(), response.headers
             finally:
                 response.release()
-        except aiohttp.ClientSSLError:
-            raise ActionError(
-                f"the API server's TLS certificate was not verified while trying to {what}"
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActionError(
-                f"Kubernetes did not answer while trying to {what}: {type(exc).__name__}",
-                retryable=True,
-            ) from None
         if status == 404 and missing_ok:
             return None
         if status >= 400:
@@ -106,13 +96,11 @@ def _error(what: str, status: int, body: bytes, headers: Mapping[str, str]) -> A
     except (orjson.JSONDecodeError, AttributeError):
         reason = ""
     meaning = _MEANING.get(status, "the API server answered with an error")
-    retryable = status == 429 or status >= 500
-    return ActionError(
+    return status_error(
         f"Kubernetes refused to {what} (HTTP {status}): {meaning}"
         + (f": {reason[:300]}" if reason else ""),
-        status=status,
-        retryable=retryable,
-        retry_after=retry_after_seconds(headers) if retryable else None,
+        status,
+        headers,
     )
 
 

@@ -23,6 +23,7 @@ from detector.respond.actions.base import (
     Target,
     register,
 )
+from detector.respond.actions.errors import status_error
 
 _STATUS = {
     hvac.exceptions.InvalidRequest: 400,
@@ -78,10 +79,8 @@ class _VaultAction(Action[Any]):
             status = _status(exc)
             errors = "; ".join(str(e) for e in exc.errors or ()) or type(exc).__name__
             meaning = _MEANING.get(status or 0, errors)
-            raise ActionError(
-                f"Vault refused to {what} (HTTP {status or 'error'}): {meaning}",
-                status=status,
-                retryable=status is None or status == 429 or status >= 500,
+            raise status_error(
+                f"Vault refused to {what} (HTTP {status or 'error'}): {meaning}", status
             ) from None
         except requests.exceptions.SSLError:
             raise ActionError(

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from detector.respond.actions.base import merge_undo_state, retry_after_seconds
+from detector.respond.actions.base import merge_undo_state
+from detector.respond.actions.errors import retry_after_seconds
 
 NOW = 1_700_000_000.0
 

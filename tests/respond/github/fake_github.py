@@ -10,7 +10,7 @@ answers 404 for what the credential cannot see), 403/429 with `retry-after` or
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,14 @@ import orjson
 
 from detector.respond.actions.base import SystemConnection
 from detector.secrets import SecretRef
-from tests.respond.contract_server import Call, ContractServer, Operation, Reply, load_operations
+from tests.respond.contract_server import (
+    Call,
+    ContractServer,
+    Handler,
+    Operation,
+    Reply,
+    load_operations,
+)
 
 SUBSET = orjson.loads(Path(__file__).with_name("openapi_subset.json").read_bytes())
 API_VERSION = SUBSET["api_version"]
@@ -100,18 +107,11 @@ def _authorized(call: Call) -> bool:
 def install_handlers(fake: FakeGitHub) -> None:
     s = fake.server
 
-    def guarded(operation_id: str):  # type: ignore[no-untyped-def]
-        def register(handler):  # type: ignore[no-untyped-def]
-            def checked(call: Call) -> Reply:
-                if not _authorized(call):
-                    return error(401, "Bad credentials")
-                reply: Reply = handler(call)
-                return reply
+    def unauthorized(call: Call) -> Reply | None:
+        return None if _authorized(call) else error(401, "Bad credentials")
 
-            s.handle(operation_id)(checked)
-            return handler
-
-        return register
+    def guarded(operation_id: str) -> Callable[[Handler], Handler]:
+        return s.handle(operation_id, unauthorized)
 
     @guarded("orgs/update-pat-access")
     def _(call: Call) -> Reply:

@@ -6,7 +6,6 @@ import pytest
 from pydantic import ValidationError
 
 from detector.respond.actions.base import (
-    ACTIONS,
     ActionError,
     ActionOutcome,
     NotReversible,
@@ -34,23 +33,6 @@ from tests.respond.github.fake_github import TOKEN, FakeGitHub, connection, erro
 
 LEAKED = "ghp_" + "Zz9Yy8Xx7W" * 4
 OTHER = "github_pat_" + "Q1w2E3r4T5y6U7i8O9p0aS" * 2
-
-
-def test_every_action_is_registered_under_its_playbook_name() -> None:
-    names = {
-        "github.revoke_pat_access",
-        "github.revoke_credentials",
-        "github.disable_workflow",
-        "github.cancel_run",
-        "github.remove_runner",
-        "github.block_user",
-        "github.remove_outside_collaborator",
-        "github.delete_deploy_key",
-    }
-    assert names <= set(ACTIONS)
-    for name in names:
-        action = ACTIONS[name]
-        assert action.system == "github" and action.permissions and action.description
 
 
 async def test_revoke_pat_access_removes_the_grant_and_a_repeat_is_already_done(

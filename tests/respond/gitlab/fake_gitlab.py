@@ -7,14 +7,21 @@ Retry-After (rate limits page) and 5xx.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from detector.respond.actions.base import SystemConnection
 from detector.secrets import SecretRef
-from tests.respond.contract_server import Call, ContractServer, Operation, Reply, load_operations
+from tests.respond.contract_server import (
+    Call,
+    ContractServer,
+    Handler,
+    Operation,
+    Reply,
+    load_operations,
+)
 
 TOKEN = "glpat-" + "R3sp0nd3rT0k3n" * 2
 GLOBAL_CODES = frozenset({401, 403, 404, 429, 500, 502, 503})
@@ -71,22 +78,17 @@ GROUPS = ("3", "acme")
 def install_handlers(fake: FakeGitLab) -> None:
     s = fake.server
 
-    def guarded(operation_id: str, scope: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    def guarded(operation_id: str, scope: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
         """401 for a wrong token, 404 for a project or group that does not exist."""
 
-        def register(handler):  # type: ignore[no-untyped-def]
-            def checked(call: Call) -> Reply:
-                if call.headers.get("PRIVATE-TOKEN") != TOKEN:
-                    return error(401, "401 Unauthorized")
-                if scope and call.path_params["id"] not in scope:
-                    return error(404, "404 Project Not Found")
-                reply: Reply = handler(call)
-                return reply
+        def refuse(call: Call) -> Reply | None:
+            if call.headers.get("PRIVATE-TOKEN") != TOKEN:
+                return error(401, "401 Unauthorized")
+            if scope and call.path_params["id"] not in scope:
+                return error(404, "404 Project Not Found")
+            return None
 
-            s.handle(operation_id)(checked)
-            return handler
-
-        return register
+        return s.handle(operation_id, refuse)
 
     def token_handlers(
         prefix: str, tokens: dict[int, dict[str, Any]], scope: tuple[str, ...]

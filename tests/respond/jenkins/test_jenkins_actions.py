@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,7 +16,7 @@ from detector.respond.actions.jenkins import (
     job_path,
 )
 from detector.secrets import SecretRef
-from tests.respond.contract_server import private_ca, serve
+from tests.respond.contract_server import serve
 from tests.respond.jenkins.jenkins_server import JenkinsServer
 
 USER, API_TOKEN = "responder", "11aa22bb33cc44dd55ee"
@@ -157,21 +156,3 @@ async def test_the_server_rejects_what_the_docs_do_not_allow(jenkins: JenkinsSer
     assert (by_get.status, with_body.status) == (400, 400)
     assert len(jenkins.violations) == 2
     jenkins.violations.clear()
-
-
-async def test_https_with_a_private_ca_and_a_final_error_without_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("JENKINS_RESPONDER", f"{USER}:{API_TOKEN}")
-    tls, ca_file = private_ca(tmp_path)
-    server = JenkinsServer(USER, API_TOKEN)
-    async with serve(server, tls):
-        token = SecretRef(env="JENKINS_RESPONDER")
-        trusted = SystemConnection(url=server.url, token=token, verify_tls=ca_file)
-        assert (await QuietDown(trusted).execute(QuietDownParams())).state == "done"
-        assert server.quieting_down is True
-
-        with pytest.raises(ActionError) as raised:
-            await QuietDown(SystemConnection(url=server.url, token=token)).verify(QuietDownParams())
-        assert raised.value.retryable is False
-        assert "TLS" in str(raised.value)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from detector.respond.actions.base import ACTIONS, ActionError, SystemConnection
+from detector.respond.actions.base import ActionError, SystemConnection
 from detector.respond.actions.kubernetes import (
     GitOpsParams,
     KubernetesApi,
@@ -19,13 +18,10 @@ from detector.respond.actions.kubernetes import (
     ScaleToZero,
     SuspendGitOps,
 )
-from detector.secrets import SecretRef
-from tests.respond.contract_server import private_ca, serve
 from tests.respond.kubernetes.kubernetes_server import KubernetesServer
 from tests.respond.kubernetes.seed import (
     RBAC,
     SA,
-    TOKEN,
     binding,
     connection,
     same_object,
@@ -54,18 +50,6 @@ async def test_an_unreachable_api_server_is_retryable() -> None:
     with pytest.raises(ActionError) as raised:
         await ScaleToZero(unreachable).execute(ScaleParams(namespace="ci", name="web"))
     assert raised.value.retryable is True
-
-
-def test_the_four_actions_are_registered() -> None:
-    for name in (
-        "kubernetes.lock_service_account",
-        "kubernetes.quarantine_pod",
-        "kubernetes.scale_to_zero",
-        "kubernetes.suspend_gitops",
-    ):
-        assert ACTIONS[name].system == "kubernetes"
-        assert ACTIONS[name].reversible is True
-        assert ACTIONS[name].permissions
 
 
 async def test_lock_service_account_then_undo_restores_exactly(cluster: KubernetesServer) -> None:
@@ -424,24 +408,3 @@ async def test_the_server_rejects_what_the_description_does_not_allow(
         created.release()
     assert len(cluster.violations) == 2
     cluster.violations.clear()
-
-
-async def test_https_with_the_cluster_ca_and_a_final_error_without_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("K8S_RESPONDER_TOKEN", TOKEN)
-    tls, ca_file = private_ca(tmp_path)
-    server = KubernetesServer(TOKEN)
-    async with serve(server, tls):
-        path = "/apis/apps/v1/namespaces/ci/deployments/web"
-        server.put(path, {"metadata": {"name": "web", "namespace": "ci"}, "spec": {"replicas": 2}})
-        params = ScaleParams(namespace="ci", name="web")
-        token = SecretRef(env="K8S_RESPONDER_TOKEN")
-        trusted = SystemConnection(url=server.url, token=token, verify_tls=ca_file)
-        assert (await ScaleToZero(trusted).execute(params)).state == "done"
-
-        untrusted = SystemConnection(url=server.url, token=token)
-        with pytest.raises(ActionError) as raised:
-            await ScaleToZero(untrusted).verify(params)
-        assert raised.value.retryable is False
-        assert "TLS" in str(raised.value)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from detector.respond.actions.base import ACTIONS, ActionError, NotReversible, SystemConnection
+from detector.respond.actions.base import ActionError, NotReversible, SystemConnection
 from detector.respond.actions.vault import (
     RevokeAccessorParams,
     RevokeLease,
@@ -16,7 +15,7 @@ from detector.respond.actions.vault import (
     RevokeTokenAccessor,
 )
 from detector.secrets import SecretRef
-from tests.respond.contract_server import private_ca, serve
+from tests.respond.contract_server import serve
 from tests.respond.vault.vault_server import VaultServer
 
 TOKEN = "hvs.responder-token-value"
@@ -32,12 +31,6 @@ async def vault(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[VaultServer]:
 
 def connection(server: VaultServer, variable: str = "VAULT_RESPONDER_TOKEN") -> SystemConnection:
     return SystemConnection(url=server.url, token=SecretRef(env=variable), timeout_seconds=5)
-
-
-def test_actions_are_registered_and_irreversible() -> None:
-    for name in ("vault.revoke_token_accessor", "vault.revoke_lease"):
-        assert ACTIONS[name].reversible is False
-        assert ACTIONS[name].system == "vault"
 
 
 async def test_revoke_accessor_revokes_the_token_tree(vault: VaultServer) -> None:
@@ -162,23 +155,3 @@ async def test_the_server_rejects_what_the_openapi_does_not_allow(vault: VaultSe
     assert (bad_body.status, bad_query.status) == (400, 400)
     assert len(vault.violations) == 2
     vault.violations.clear()
-
-
-async def test_https_with_a_private_ca_and_a_final_error_without_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("VAULT_RESPONDER_TOKEN", TOKEN)
-    tls, ca_file = private_ca(tmp_path)
-    server = VaultServer(TOKEN)
-    async with serve(server, tls):
-        server.leases["db/creds/ci/1"] = {"id": "db/creds/ci/1", "ttl": 60}
-        params = RevokeLeaseParams(lease_id="db/creds/ci/1")
-        token = SecretRef(env="VAULT_RESPONDER_TOKEN")
-        trusted = SystemConnection(url=server.url, token=token, verify_tls=ca_file)
-        assert (await RevokeLease(trusted).execute(params)).state == "done"
-        assert server.leases == {}
-
-        with pytest.raises(ActionError) as raised:
-            await RevokeLease(SystemConnection(url=server.url, token=token)).verify(params)
-        assert raised.value.retryable is False
-        assert "TLS" in str(raised.value)
