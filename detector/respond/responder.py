@@ -305,7 +305,10 @@ class Responder:
             params = action_cls.params_model.model_validate(stored.params)
             async with asyncio.timeout(stored.timeout) as scope:
                 outcome = await self._with_retries(lambda: action.execute(params), scope, partial)
-                await self._verified(action, params)
+                if outcome.state == "done":  # a failed check must not lose what undo needs
+                    partial.clear()
+                    partial.update(outcome.undo_state)
+                await self._verified(action, params, scope)
         except TimeoutError:
             reason = f"no result within {stored.timeout:g}s"
             return self._finish(stored, "failed", actor, reason, _partly_done(partial))
@@ -337,15 +340,7 @@ class Responder:
                     partial.update(merge_undo_state(partial, exc.undo_state))
                 if not exc.retryable:
                     raise
-                wait = max(delay, exc.retry_after or 0.0)
-                deadline = scope.when()
-                late = deadline is not None and wait >= deadline - asyncio.get_running_loop().time()
-                if exc.retry_after is not None and late:
-                    raise ActionError(
-                        f"{exc}; the wait it asks for ({wait:g}s) ends past the step's timeout",
-                        status=exc.status,
-                    ) from None
-                log.info("retryable error, again in %.1fs: %s", wait, redacted_reason(str(exc)))
+                wait = _retry_wait(exc, delay, scope)
             else:
                 if not partial:
                     return outcome
@@ -355,16 +350,21 @@ class Responder:
             await self.clock.sleep(wait)
             delay = min(delay * 2, RETRY_CAP)
 
-    async def _verified(self, action: Action[Any], params: BaseModel) -> None:
+    async def _verified(
+        self, action: Action[Any], params: BaseModel, scope: asyncio.Timeout
+    ) -> None:
+        """Re-read the target until the effect shows, with the same waits as `_with_retries`."""
         delay = VERIFY_BASE
         while True:
+            wait = delay
             try:
                 if await action.verify(params):
                     return
             except ActionError as exc:
                 if not exc.retryable:
                     raise
-            await self.clock.sleep(delay)
+                wait = _retry_wait(exc, delay, scope)
+            await self.clock.sleep(wait)
             delay = min(delay * 2, VERIFY_CAP)
 
     def _finish(
@@ -574,11 +574,28 @@ def _shown_parameters(stored: StoredAction) -> dict[str, JsonValue]:
     return redacted_parameters(shown)
 
 
+def _retry_wait(exc: ActionError, delay: float, scope: asyncio.Timeout) -> float:
+    """How long to wait before trying again after a retryable `exc`: the backoff `delay`,
+    or the longer wait the system named; an ActionError when that wait would end past the
+    step's timeout, so the step fails now instead of sleeping into it."""
+    wait = max(delay, exc.retry_after or 0.0)
+    deadline = scope.when()
+    late = deadline is not None and wait >= deadline - asyncio.get_running_loop().time()
+    if exc.retry_after is not None and late:
+        raise ActionError(
+            f"{exc}; the wait it asks for ({wait:g}s) ends past the step's timeout",
+            status=exc.status,
+        ) from None
+    log.info("retryable error, again in %.1fs: %s", wait, redacted_reason(str(exc)))
+    return wait
+
+
 def _partly_done(partial: dict[str, JsonValue]) -> ActionOutcome | None:
-    """The outcome kept with a failure that changed something first, so undo can reverse it."""
+    """The outcome kept with a failure that changed something first (a call that failed
+    halfway, or one whose effect never showed), so undo can reverse what it changed."""
     if not partial:
         return None
-    detail = "failed after changing part of the target: undo reverses that part"
+    detail = "failed after changing the target: undo reverses what was changed"
     return ActionOutcome(state="partial", detail=detail, undo_state=partial)
 
 

@@ -168,3 +168,29 @@ async def test_a_wait_past_the_step_timeout_fails_the_step_now(
     assert sleeps.waits == []
     assert cluster.objects[path]["spec"]["replicas"] == 3
     core.close()
+
+
+async def test_a_scale_down_that_never_shows_keeps_the_count_for_undo(
+    tmp_path: Path, cluster: KubernetesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = seed_deployment(cluster)
+    stored = cluster.put
+
+    def self_heal(item: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """A GitOps controller puts the replicas back as soon as they change."""
+        if item == path:
+            obj["spec"]["replicas"] = 3
+        return stored(item, obj)
+
+    monkeypatch.setattr(cluster, "put", self_heal)
+    core = responder(tmp_path, cluster, {**SCALE, "timeout": 1}, Sleeps())
+
+    _, failed = await core.handle(detection(1))
+
+    assert (failed.status, failed.outcome) == ("failed", "partial")
+    assert failed.reason == "no result within 1s"
+    assert failed.undo_state == {"replicas": 3}
+    undone = await core.undo(failed.id, "alice")
+    assert undone.status == "undone"
+    assert cluster.objects[path]["spec"]["replicas"] == 3
+    core.close()
