@@ -8,7 +8,10 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# pip first, pinned too: older pips mis-resolve a locked package that another requires
+# with extras (githubkit's hishel[async,httpx]).
 install: $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-pip.lock
 	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 

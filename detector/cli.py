@@ -62,6 +62,8 @@ from detector.pipeline import (
 from detector.report import Report, ReportCollector, provenance, render, rule_summaries
 from detector.report.collect import days
 from detector.report.terminal import backtest_table
+from detector.respond.cli import actions, playbooks
+from detector.respond.replay import ReplayResponder
 from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
@@ -270,6 +272,20 @@ rules_option = click.option(
     "for it to deliver (or its deadline) at the end.",
 )
 @report_option
+@click.option(
+    "--playbooks",
+    "playbook_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Plan the actions of these playbooks (repeatable); nothing is ever executed.",
+)
+@click.option(
+    "--actions-output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("detector.actions.replay.jsonl"),
+    show_default=True,
+    help="Where --playbooks writes the action records (JSON lines).",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -286,6 +302,8 @@ def replay(
     speed: float | None,
     sink_name: str | None,
     report_path: Path | None,
+    playbook_paths: tuple[Path, ...],
+    actions_output: Path,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
@@ -306,6 +324,7 @@ def replay(
         sink = BackgroundSink(_settings(options["config"]).sinks, sink_name) if sink_name else None
     except UnknownSinkError as exc:
         raise click.UsageError(f"--sink {sink_name}: {exc}") from exc
+    responder = _replay_responder(options["config"], playbook_paths, actions_output)
     counts = RunCounts()
     collector = ReportCollector() if report_path is not None else None
     out = sys.stdout.buffer
@@ -343,6 +362,8 @@ def replay(
         if collector is not None:
             hooks.append(collector.event_seen)
         stage = DetectionStage(router, engine, collector.event_matched if collector else None)
+        if responder is not None:
+            hooks.append(responder.seen)
         for detection in replay_detections(
             spec.files,
             spec.stage,
@@ -359,6 +380,8 @@ def replay(
                 sink.enqueue(detection)
             if collector is not None:
                 collector.detection(detection)
+            if responder is not None:
+                responder.detected(detection)
             if log is None:
                 out.write(detection.to_json() + b"\n")
                 continue
@@ -394,6 +417,9 @@ def replay(
         stderr.print(sink.summary(), highlight=False)
     if collector is not None and report_path is not None:
         _write_report(report_path, "Replay report", loaded, correlations, counts, collector)
+    if responder is not None:
+        responder.close()
+        stderr.print(f"{responder.summary()}; records in {actions_output}", highlight=False)
 
 
 @main.command()
@@ -617,6 +643,17 @@ def _write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
     stderr.print(f"report: {path}", highlight=False)
+
+
+def _replay_responder(
+    config: Path | None, playbooks: tuple[Path, ...], output: Path
+) -> ReplayResponder | None:
+    if not playbooks:
+        return None
+    try:
+        return ReplayResponder(_settings(config).responders, list(playbooks), output)
+    except ConfigError as exc:
+        raise click.UsageError(f"--playbooks: {exc}") from exc
 
 
 #: detections appended to --output in one write
@@ -931,6 +968,10 @@ def run(config: Path | None) -> None:
         raise click.ClickException(f"cannot run: {exc}") from exc
 
 
+main.add_command(playbooks)
+main.add_command(actions)
+
+
 @main.group("config")
 def config_group() -> None:
     """Check a configuration file."""
@@ -945,7 +986,7 @@ def config_check(file: Path) -> None:
     settings = _settings(file)
     try:
         click.echo(describe(settings))
-    except (RulesNotLoadedError, SecretError, IntakeConfigError) as exc:
+    except (RulesNotLoadedError, SecretError, IntakeConfigError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

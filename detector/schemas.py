@@ -6,6 +6,8 @@ import orjson
 
 from detector.detections import json_schema as detection_schema
 from detector.events import json_schema as event_schema
+from detector.respond.audit import json_schema as action_schema
+from detector.respond.playbooks import json_schema as playbook_schema
 
 
 def documents() -> dict[str, bytes]:
@@ -14,4 +16,6 @@ def documents() -> dict[str, bytes]:
     return {
         "event.schema.json": orjson.dumps(event_schema(), option=options) + b"\n",
         "detection.schema.json": orjson.dumps(detection_schema(), option=options) + b"\n",
+        "playbook.schema.json": orjson.dumps(playbook_schema(), option=options) + b"\n",
+        "action.schema.json": orjson.dumps(action_schema(), option=options) + b"\n",
     }

@@ -44,6 +44,9 @@ from detector.intake import IntakeServer, RecordQueue
 from detector.normalize import NormalizeStage, SourceRegistry
 from detector.normalize.builtin import build_registry
 from detector.pipeline import DetectionStage
+from detector.respond.factory import describe_responders, open_responder
+from detector.respond.http import add_action_routes
+from detector.respond.worker import ResponderWorker
 from detector.rules import load_rules
 from detector.rules.loader import RuleError
 from detector.rules.routing import RuleRouter
@@ -126,6 +129,7 @@ class Service:
             environ=environ,
         )
         self.dispatcher: Dispatcher = build_dispatcher(settings.sinks, self.metrics_registry)
+        self.responders = self._responders(environ)
         self.letters = DeadLetterFile(settings.service.dead_letter)
         self.followers = self._followers()
         self._following: list[asyncio.Task[None]] = []
@@ -164,6 +168,8 @@ class Service:
 
     async def start(self) -> None:
         self.dispatcher.start()
+        if self.responders is not None:
+            self.responders.start()
         await self.intake.start()
         self._following = [asyncio.create_task(f.run()) for f in self.followers]
         await self._start_metrics()
@@ -186,6 +192,8 @@ class Service:
                 exc_info=exc,
             )
         self._save_checkpoint()
+        if self.responders is not None:
+            await self.responders.stop()
         await self.dispatcher.stop()
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
@@ -199,6 +207,17 @@ class Service:
 
     def request_stop(self) -> None:
         self._stopping.set()
+
+    def _responders(self, environ: Mapping[str, str] | None) -> ResponderWorker | None:
+        """The responder when playbooks are configured, with its `/actions` routes on the
+        intake's listener when approvers are."""
+        settings = self.settings.responders
+        if not settings.playbooks:
+            return None
+        responder = open_responder(settings)
+        if settings.approvers:
+            add_action_routes(self.intake.app, responder, settings, environ)
+        return ResponderWorker(responder)
 
     def _followers(self) -> list[Follower]:
         """One follower per `sources.follow` file, each feeding the intake's queue."""
@@ -321,6 +340,8 @@ class Service:
         self.metrics.latency.observe(time.monotonic() - arrived)
 
     def _detect(self, event: Event) -> None:
+        if self.responders is not None:
+            self.responders.seen(event)
         for result in self.rules.stage.process(event):
             if isinstance(result, DeadLetter):
                 self._dead_letter(result)
@@ -331,6 +352,7 @@ class Service:
         self.metrics.evicted_groups.set(stats.evicted_groups)
 
     def _emit(self, detection: Detection) -> None:
+        """To the sinks and the responders; a staged rule's only to the staging file."""
         staged = detection.rule.id in self.rules.staged
         self.metrics.detections.labels(detection.rule.id, str(staged).lower()).inc()
         if staged:
@@ -338,6 +360,8 @@ class Service:
             self._staging_file().flush()
         else:
             self.dispatcher.enqueue(detection)
+            if self.responders is not None:
+                self.responders.submit(detection)
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.letters.write(letter)
@@ -458,6 +482,7 @@ def describe(settings: Settings) -> str:
             f"follows {followed.path} ({followed.source or 'source detected per record'}), "
             f"positions in {follow_state_path(settings) or 'memory only'}"
         )
+    lines.extend(describe_responders(settings.responders))
     lines.append(f"dead letters: {settings.service.dead_letter}")
     lines.append(
         f"identities: {len(identities)} mapped from {settings.identities.map_file}"

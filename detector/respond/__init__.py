@@ -1,0 +1,1 @@
+"""Responders: playbooks turn detections into response actions, under one safety core."""
