@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
+import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -49,6 +50,7 @@ from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
+from detector.search.reader import IndexReader, SearchReadError
 from detector.secrets import SecretError
 from detector.sinks.background import BackgroundSink, UnknownSinkError
 from detector.sinks.durable import AppendLog
@@ -239,6 +241,22 @@ def normalize(**options: Any) -> None:
     help="Also send detections to this output of the `sinks:` section of --config; waits "
     "for it to deliver (or its deadline) at the end.",
 )
+@click.option(
+    "--query",
+    help="es://, os:// inputs: only the documents this Lucene query string matches.",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=1, max=10_000),
+    default=1000,
+    show_default=True,
+    help="es://, os:// inputs: documents per search request.",
+)
+@click.option(
+    "--resume-after",
+    callback=lambda _ctx, _param, value: _sort_key(value),
+    help="es://, os:// inputs: start after this sort key (JSON), as printed at the end.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -254,11 +272,25 @@ def replay(
     progress_every: float,
     speed: float | None,
     sink_name: str | None,
+    query: str | None,
+    resume_after: list[Any] | None,
+    page_size: int,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
-    stdout (or --output), the inputs merged in event-time order."""
-    spec = input_spec(**options)
+    stdout (or --output), the inputs merged in event-time order. An input `es://INDEX`
+    (`os://INDEX`) reads that index of the `search:` cluster of --config in time order."""
+    paths, index = _index_input(options.pop("paths"))
+    if index is None and (query is not None or resume_after is not None):
+        raise click.UsageError("--query and --resume-after apply to es:// and os:// inputs")
+    if index is not None and checkpoint_path is not None:
+        raise click.UsageError("an es:// or os:// input resumes with --resume-after")
+    spec = input_spec(paths, **options)
+    reader = None
+    if index is not None:
+        kind, name = index
+        connection = _settings(options["config"]).search.model_copy(update={"kind": kind})
+        reader = IndexReader(connection, name, since, until, query, resume_after, page_size)
     unknown = sorted(set(only_sources) - set(spec.stage.registry.names))
     if unknown:
         known = ", ".join(spec.stage.registry.names)
@@ -317,26 +349,31 @@ def replay(
         if speed is not None:
             hooks.append(Pacer(speed, before_wait=flush))
         stage = DetectionStage(router, engine)
-        for detection in replay_detections(
-            spec.files,
-            spec.stage,
-            stage,
-            letters,
-            counts,
-            advance,
-            skip,
-            saver,
-            selection,
-            _each(hooks),
-        ):
-            if sink is not None:
-                sink.enqueue(detection)
-            if log is None:
-                out.write(detection.to_json() + b"\n")
-                continue
-            pending.append(detection.to_json())
-            if len(pending) >= _OUTPUT_BATCH:
-                flush()
+        try:
+            for detection in replay_detections(
+                spec.files,
+                spec.stage,
+                stage,
+                letters,
+                counts,
+                advance,
+                skip,
+                saver,
+                selection,
+                _each(hooks),
+                reader,
+            ):
+                if sink is not None:
+                    sink.enqueue(detection)
+                if log is None:
+                    out.write(detection.to_json() + b"\n")
+                    continue
+                pending.append(detection.to_json())
+                if len(pending) >= _OUTPUT_BATCH:
+                    flush()
+        except SearchReadError as exc:
+            flush()
+            raise click.ClickException(str(exc)) from exc
         flush()  # before waiting for the sink
     if log is not None:
         log.close()
@@ -364,6 +401,39 @@ def replay(
         stderr.print(f"  {number:>8}  {title}", highlight=False)
     if sink is not None:
         stderr.print(sink.summary(), highlight=False)
+    if reader is not None:
+        position = orjson.dumps(reader.position).decode() if reader.position else "none"
+        stderr.print(
+            f"index {reader.index}: {reader.read} documents in {reader.pages} pages · "
+            f"resume with --resume-after '{position}'",
+            highlight=False,
+        )
+
+
+def _index_input(paths: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, str] | None]:
+    """The file inputs, and the (kind, index) of an es:// or os:// input (at most one)."""
+    schemes = {"es://": "elasticsearch", "os://": "opensearch"}
+    indices = [p for p in paths if p[:5] in schemes]
+    if len(indices) > 1:
+        raise click.UsageError("one es:// or os:// input at a time")
+    if not indices:
+        return paths, None
+    name = indices[0][5:]
+    if not name:
+        raise click.UsageError(f"{indices[0]}: name the index (es://detector-events)")
+    return tuple(p for p in paths if p not in indices), (schemes[indices[0][:5]], name)
+
+
+def _sort_key(text: str | None) -> list[Any] | None:
+    if text is None:
+        return None
+    try:
+        key = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        key = None
+    if not isinstance(key, list) or not key:
+        raise click.BadParameter(f"{text!r}: a JSON array, as printed at the end of a replay")
+    return key
 
 
 #: detections appended to --output in one write

@@ -21,6 +21,7 @@ from pydantic_settings import (
 from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeSettings
 from detector.normalize.declared import DeclaredSource
+from detector.search.connection import SearchConnection
 from detector.sinks.settings import SinksSettings
 from detector.sources.follow import FollowedFile
 
@@ -157,6 +158,10 @@ class Settings(BaseSettings):
     sinks: SinksSettings = Field(default_factory=SinksSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     identities: IdentitySettings = Field(default_factory=IdentitySettings)
+    search: SearchConnection = Field(
+        default_factory=SearchConnection,
+        description="The Elasticsearch/OpenSearch cluster `replay es://INDEX` reads.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,150 @@
+"""Reading an index back in event-time order, page by page: the `replay` input
+`es://INDEX` (`os://INDEX` for OpenSearch).
+
+A point in time pins one view of the index, and `search_after` walks it with a sort on
+`@timestamp`, `event.source` and `event.id` (the engine's own merge order; Elasticsearch
+adds `_shard_doc` to break the last ties), so memory holds one page whatever the index
+size, and the sort values of the last document read are a position: `resume_after`
+continues right after it.
+
+Each document is a record for the normalize stage. A normalized event as the engine
+writes it (`event.source` and the vendor's record under `raw`) is normalized again from
+`raw` as that source, so the replay sees exactly what live processing saw; any other
+document is a vendor record as it is (for example the Jenkins Audit Trail plugin's
+Elasticsearch documents), its source detected from its shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import elastic_transport
+import elasticsearch
+import opensearchpy
+import orjson
+
+from detector.events import format_timestamp
+from detector.search.connection import SearchConnection
+from detector.secrets import SecretError
+from detector.sources.records import RawRecord
+
+SortKey = list[Any]
+
+
+class SearchReadError(RuntimeError):
+    """The index cannot be read (unreachable, refused, missing); the message says which."""
+
+
+class IndexReader:
+    """The documents of `index` in event time; `position` is the sort key of the last one
+    read (None before the first), to pass as `resume_after` later."""
+
+    def __init__(
+        self,
+        connection: SearchConnection,
+        index: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        query: str | None = None,
+        resume_after: SortKey | None = None,
+        page_size: int = 1000,
+        keep_alive: str = "5m",
+    ) -> None:
+        self.connection = connection
+        self.index = index
+        self.page_size = page_size
+        self.keep_alive = keep_alive
+        self.position = resume_after
+        self.read = 0
+        self.pages = 0
+        self._query = _query(since, until, query)
+        self._scheme = "es" if connection.kind == "elasticsearch" else "os"
+
+    def sort(self) -> list[dict[str, Any]]:
+        sort: list[dict[str, Any]] = [{"@timestamp": {"order": "asc"}}]
+        for field in ("event.source", "event.id"):
+            sort.append({field: {"order": "asc", "unmapped_type": "keyword", "missing": "_first"}})
+        if self.connection.kind == "elasticsearch":
+            sort.append({"_shard_doc": {"order": "asc"}})
+        return sort
+
+    def __iter__(self) -> Iterator[RawRecord]:
+        where = f"{self._scheme}://{self.index}"
+        try:
+            yield from self._pages()
+        except (
+            elastic_transport.TransportError,
+            elasticsearch.ApiError,
+            opensearchpy.TransportError,
+            SecretError,
+        ) as exc:
+            at = f" after {orjson.dumps(self.position).decode()}" if self.position else ""
+            raise SearchReadError(f"{where}: cannot read{at}: {exc}") from None
+
+    def _pages(self) -> Iterator[RawRecord]:
+        client: Any = self.connection.client()
+        pit = self._open(client)
+        try:
+            while True:
+                body: dict[str, Any] = {
+                    "size": self.page_size,
+                    "query": self._query,
+                    "sort": self.sort(),
+                    "pit": {"id": pit, "keep_alive": self.keep_alive},
+                    "track_total_hits": False,
+                }
+                if self.position is not None:
+                    body["search_after"] = self.position
+                page = client.search(body=body)
+                page = getattr(page, "body", page)
+                pit = page.get("pit_id", pit)
+                hits = page["hits"]["hits"]
+                self.pages += 1
+                for hit in hits:
+                    self.position = hit["sort"]
+                    self.read += 1
+                    yield self.record(hit)
+                if len(hits) < self.page_size:
+                    return
+        finally:
+            self._close(client, pit)
+            client.close()
+
+    def record(self, hit: dict[str, Any]) -> RawRecord:
+        document = hit["_source"]
+        origin = f"{self._scheme}://{self.index}/{hit['_id']}"
+        source = document.get("event.source")
+        raw = document.get("raw")
+        if isinstance(source, str) and isinstance(raw, dict):
+            return RawRecord(orjson.dumps(raw), origin, source)
+        return RawRecord(orjson.dumps(document), origin)
+
+    def _open(self, client: Any) -> str:
+        if self.connection.kind == "elasticsearch":
+            opened = client.open_point_in_time(index=self.index, keep_alive=self.keep_alive)
+            return str(opened["id"])
+        opened = client.create_pit(index=self.index, params={"keep_alive": self.keep_alive})
+        return str(opened["pit_id"])
+
+    def _close(self, client: Any, pit: str) -> None:
+        if self.connection.kind == "elasticsearch":
+            client.close_point_in_time(id=pit)
+        else:
+            client.delete_pit(body={"pit_id": [pit]})
+
+
+def _query(since: datetime | None, until: datetime | None, query: str | None) -> dict[str, Any]:
+    """`since` inclusive, `until` exclusive, and a Lucene query string."""
+    filters: list[dict[str, Any]] = []
+    bounds: dict[str, str] = {}
+    if since is not None:
+        bounds["gte"] = format_timestamp(since)
+    if until is not None:
+        bounds["lt"] = format_timestamp(until)
+    if bounds:
+        filters.append({"range": {"@timestamp": bounds}})
+    if query:
+        filters.append({"query_string": {"query": query}})
+    return {"bool": {"filter": filters}} if filters else {"match_all": {}}
