@@ -50,6 +50,8 @@ from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
+from detector.search.export import TARGETS as EXPORT_TARGETS
+from detector.search.export import export as export_rules
 from detector.search.reader import IndexReader, SearchReadError
 from detector.secrets import SecretError
 from detector.sinks.background import BackgroundSink, UnknownSinkError
@@ -620,6 +622,43 @@ def rules_test(paths: tuple[Path, ...], allow_untested: bool) -> None:
         click.echo(f"UNTESTED {rule.source} ({rule.id or rule.title}): needs match and no_match")
     click.echo(f"{len(results) - len(failures)} passed, {len(failures)} failed")
     if failures or loaded.errors or (untested and not allow_untested):
+        sys.exit(1)
+
+
+@rules.command("export")
+@rule_paths
+@click.option(
+    "--target",
+    type=click.Choice(sorted(EXPORT_TARGETS)),
+    required=True,
+    help="esql, eql, lucene (Elasticsearch) or opensearch (OpenSearch Lucene).",
+)
+def rules_export(paths: tuple[Path, ...], target: str) -> None:
+    """Rules as queries over the engine's event documents: one JSON line per rule on
+    stdout; rules the backend cannot express are listed on stderr. Exits 1 only when a
+    rule does not load."""
+    loaded = _load(paths)
+    for error in loaded.errors:
+        stderr.print(f"{error.path}: {error.rule_id or '-'}: {error.reason}", highlight=False)
+    results = export_rules(loaded, _routes(), target)
+    out = sys.stdout.buffer
+    for result in results:
+        if result.error is None:
+            line = {"id": result.rule_id, "title": result.title, "queries": result.queries}
+            out.write(orjson.dumps({"target": target, **line}) + b"\n")
+        else:
+            stderr.print(
+                f"not exported: {result.title} ({result.rule_id}): {result.error}",
+                highlight=False,
+                markup=False,
+            )
+    out.flush()
+    failed = sum(result.error is not None for result in results)
+    stderr.print(
+        f"{target}: {len(results) - failed} exported, {failed} not expressible in {target}",
+        highlight=False,
+    )
+    if loaded.errors:
         sys.exit(1)
 
 
