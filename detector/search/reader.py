@@ -1,7 +1,10 @@
 """Reading an index back in event-time order, page by page: the `replay` input
 `es://INDEX` (`os://INDEX` for OpenSearch).
 
-A point in time pins one view of the index, and `search_after` walks it with a sort on
+A point in time pins one view of the index (where the cluster has none: Elasticsearch
+before 7.10, OpenSearch before 2.4, or a user not allowed to open one, `search_after`
+walks the live index instead, which documents indexed meanwhile can shift), and
+`search_after` walks it with a sort on
 `@timestamp`, `event.source` and `event.id` (the engine's own merge order; Elasticsearch
 adds `_shard_doc` to break the last ties), so memory holds one page whatever the index
 size, and the sort values of the last document read are a position: `resume_after`
@@ -33,6 +36,10 @@ from detector.sources.records import RawRecord
 SortKey = list[Any]
 
 
+#: answers to opening a point in time from a cluster without them (no such endpoint, 403)
+_NO_POINT_IN_TIME = (400, 403, 404, 405)
+
+
 class SearchReadError(RuntimeError):
     """The index cannot be read (unreachable, refused, missing); the message says which."""
 
@@ -51,11 +58,14 @@ class IndexReader:
         resume_after: SortKey | None = None,
         page_size: int = 1000,
         keep_alive: str = "5m",
+        point_in_time: bool = True,
     ) -> None:
         self.connection = connection
         self.index = index
         self.page_size = page_size
         self.keep_alive = keep_alive
+        #: False when reading without a point in time (asked, or the cluster has none)
+        self.point_in_time = point_in_time
         self.position = resume_after
         self.read = 0
         self.pages = 0
@@ -85,19 +95,20 @@ class IndexReader:
 
     def _pages(self) -> Iterator[RawRecord]:
         client: Any = self.connection.client()
-        pit = self._open(client)
+        pit = self._open(client) if self.point_in_time else None
         try:
             while True:
                 body: dict[str, Any] = {
                     "size": self.page_size,
                     "query": self._query,
                     "sort": self.sort(),
-                    "pit": {"id": pit, "keep_alive": self.keep_alive},
                     "track_total_hits": False,
                 }
+                if pit is not None:
+                    body["pit"] = {"id": pit, "keep_alive": self.keep_alive}
                 if self.position is not None:
                     body["search_after"] = self.position
-                page = client.search(body=body)
+                page = client.search(body=body, index=None if pit else self.index)
                 page = getattr(page, "body", page)
                 pit = page.get("pit_id", pit)
                 hits = page["hits"]["hits"]
@@ -109,7 +120,8 @@ class IndexReader:
                 if len(hits) < self.page_size:
                     return
         finally:
-            self._close(client, pit)
+            if pit is not None:
+                self._close(client, pit)
             client.close()
 
     def record(self, hit: dict[str, Any]) -> RawRecord:
@@ -121,12 +133,20 @@ class IndexReader:
             return RawRecord(orjson.dumps(raw), origin, source)
         return RawRecord(orjson.dumps(document), origin)
 
-    def _open(self, client: Any) -> str:
-        if self.connection.kind == "elasticsearch":
-            opened = client.open_point_in_time(index=self.index, keep_alive=self.keep_alive)
-            return str(opened["id"])
-        opened = client.create_pit(index=self.index, params={"keep_alive": self.keep_alive})
-        return str(opened["pit_id"])
+    def _open(self, client: Any) -> str | None:
+        """A point in time on the index; None where the cluster cannot open one."""
+        try:
+            if self.connection.kind == "elasticsearch":
+                opened = client.open_point_in_time(index=self.index, keep_alive=self.keep_alive)
+                return str(opened["id"])
+            opened = client.create_pit(index=self.index, params={"keep_alive": self.keep_alive})
+            return str(opened["pit_id"])
+        except (elasticsearch.ApiError, opensearchpy.TransportError) as exc:
+            status = exc.meta.status if isinstance(exc, elasticsearch.ApiError) else exc.status_code
+            if status not in _NO_POINT_IN_TIME:
+                raise
+            self.point_in_time = False
+            return None
 
     def _close(self, client: Any, pit: str) -> None:
         if self.connection.kind == "elasticsearch":

@@ -82,6 +82,10 @@ def test_every_document_in_time_order_across_pages_and_resumed_from_a_sort_key(
     )
     assert [r.origin for r in first_ten + resumed] == [r.origin for r in records]
 
+    live = IndexReader(connection(engine), stream, page_size=7, point_in_time=False)
+    assert [r.origin for r in live] == [r.origin for r in records]
+    assert live.pages == 4
+
     window = IndexReader(
         connection(engine),
         stream,
