@@ -78,7 +78,7 @@ def test_lucene_queries_find_the_events_the_engine_fires_on(
         if "group" not in detection and "window" not in detection:
             fired[detection["rule"]["id"]].add(detection["evidence"][0]["id"])
     queries = {line["id"]: line["queries"][0] for line in export("lucene")[0]}
-    # Regular expressions over the flattened `raw` field find nothing there yet (README).
+    # A flattened field (`raw`) answers no regular expression (README).
     compared = sorted(rule for rule in fired if rule in queries and ":/" not in queries[rule])
     assert len(compared) >= 3
     client = SearchConnection.model_validate({"hosts": [elasticsearch.url]}).client()
