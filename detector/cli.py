@@ -50,8 +50,10 @@ from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
+from detector.search.connection import SEARCH_ERRORS
 from detector.search.export import TARGETS as EXPORT_TARGETS
 from detector.search.export import export as export_rules
+from detector.search.indexer import index_events
 from detector.search.reader import IndexReader, SearchReadError
 from detector.secrets import SecretError
 from detector.sinks.background import BackgroundSink, UnknownSinkError
@@ -151,18 +153,44 @@ def input_spec(
 
 @main.command()
 @source_options
-def normalize(**options: Any) -> None:
+@click.option(
+    "--index",
+    "index_target",
+    help="es://STREAM or os://STREAM: index the events into that data stream of the "
+    "`search:` cluster of --config instead of writing them to stdout.",
+)
+def normalize(index_target: str | None, **options: Any) -> None:
     """Normalize audit logs (files, directories, gzip, `-` for stdin) to JSON lines on stdout."""
+    target = _index_input((index_target,))[1] if index_target else None
+    if index_target and target is None:
+        raise click.UsageError(f"--index {index_target}: use es://STREAM or os://STREAM")
     spec = input_spec(**options)
     counts = RunCounts()
     out = sys.stdout.buffer
+    indexed = None
     with DeadLetterFile(spec.dead_letter) as letters, _progress() as progress:
         task = progress.add_task("normalize", total=total_size(spec.files))
         advance = partial(progress.advance, task)
-        for event in normalized_events(spec.files, spec.stage, letters, counts, advance):
-            out.write(event.to_json() + b"\n")
+        events = normalized_events(spec.files, spec.stage, letters, counts, advance)
+        if target is not None:
+            kind, stream = target
+            connection = _settings(options["config"]).search.model_copy(update={"kind": kind})
+            try:
+                indexed = index_events(connection, stream, events, letters)
+            except SEARCH_ERRORS as exc:
+                raise click.ClickException(f"{index_target}: {exc}") from exc
+        else:
+            for event in events:
+                out.write(event.to_json() + b"\n")
     out.flush()
     _print_summary(counts, spec.dead_letter)
+    if indexed is not None:
+        stderr.print(
+            f"index {index_target}: {indexed.indexed} indexed (new or already there) · "
+            f"{indexed.refused} refused (dead-lettered)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @main.command()
@@ -409,6 +437,7 @@ def replay(
             f"index {reader.index}: {reader.read} documents in {reader.pages} pages · "
             f"resume with --resume-after '{position}'",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -651,6 +680,7 @@ def rules_export(paths: tuple[Path, ...], target: str) -> None:
                 f"not exported: {result.title} ({result.rule_id}): {result.error}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
     out.flush()
     failed = sum(result.error is not None for result in results)

@@ -18,13 +18,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Self
 
+import elastic_transport
+import elasticsearch
+import opensearchpy
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 from opensearchpy import AsyncOpenSearch, OpenSearch
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
-from detector.secrets import SecretRef
+from detector.secrets import SecretError, SecretRef
 
 Kind = Literal["elasticsearch", "opensearch"]
+
+#: what the clients raise when a cluster cannot be reached or refuses a request, and a
+#: credential that cannot be read
+SEARCH_ERRORS = (
+    elastic_transport.TransportError,
+    elasticsearch.ApiError,
+    opensearchpy.TransportError,
+    SecretError,
+)
 
 
 class SearchConnection(BaseModel):

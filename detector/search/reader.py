@@ -23,14 +23,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import elastic_transport
 import elasticsearch
 import opensearchpy
 import orjson
 
 from detector.events import format_timestamp
-from detector.search.connection import SearchConnection
-from detector.secrets import SecretError
+from detector.search.connection import SEARCH_ERRORS, SearchConnection
 from detector.sources.records import RawRecord
 
 SortKey = list[Any]
@@ -84,12 +82,7 @@ class IndexReader:
         where = f"{self._scheme}://{self.index}"
         try:
             yield from self._pages()
-        except (
-            elastic_transport.TransportError,
-            elasticsearch.ApiError,
-            opensearchpy.TransportError,
-            SecretError,
-        ) as exc:
+        except SEARCH_ERRORS as exc:
             at = f" after {orjson.dumps(self.position).decode()}" if self.position else ""
             raise SearchReadError(f"{where}: cannot read{at}: {exc}") from None
 

@@ -108,32 +108,31 @@ def detector(*args: str, config: Path) -> subprocess.CompletedProcess[bytes]:
 def test_replay_from_the_index_gives_the_detections_of_the_files(
     engine: Engine, tmp_path: Path
 ) -> None:
+    """The scenario's logs indexed with `normalize --index`, replayed from the index."""
+    scheme = "es" if engine.kind == "elasticsearch" else "os"
     stream = f"detector-events-scenario-{engine.kind}"
-    normalized = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "detector",
-            "normalize",
-            str(SCENARIO),
-            "--dead-letter",
-            str(tmp_path / "dead.jsonl"),
-        ],
-        capture_output=True,
-        check=True,
-        timeout=120,
-    ).stdout.splitlines()
-    events = [Event.model_validate_json(line) for line in normalized]
-    index_events(engine, stream, events)
     config = tmp_path / "detector.yml"
     config.write_text(
         orjson.dumps({"search": {"kind": engine.kind, "hosts": [engine.url]}}).decode()
     )
+    loaded = detector(
+        "normalize",
+        str(SCENARIO),
+        "--index",
+        f"{scheme}://{stream}",
+        "--dead-letter",
+        str(tmp_path / "dead.jsonl"),
+        config=config,
+    )
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    assert not loaded.stdout
+    summary = loaded.stderr.decode()
+    normalized = int(summary.split("normalized ")[1].split()[0])
+    assert f"{normalized} indexed (new or already there) · 0 refused" in summary
 
     files = detector(
         "replay", str(SCENARIO), "--dead-letter", str(tmp_path / "a.jsonl"), config=config
     )
-    scheme = "es" if engine.kind == "elasticsearch" else "os"
     indexed = detector(
         "replay",
         f"{scheme}://{stream}",
@@ -146,4 +145,40 @@ def test_replay_from_the_index_gives_the_detections_of_the_files(
     assert indexed.returncode == 0, indexed.stderr.decode()
     assert files.stdout.splitlines()
     assert indexed.stdout == files.stdout
-    assert f"{len(events)} documents in" in indexed.stderr.decode()
+    assert f"{normalized} documents in" in indexed.stderr.decode()
+
+
+def test_indexing_again_keeps_one_document_per_event_and_dead_letters_a_refused_one(
+    engine: Engine, tmp_path: Path
+) -> None:
+    scheme = "es" if engine.kind == "elasticsearch" else "os"
+    stream = f"detector-events-load-{engine.kind}"
+    logs = tmp_path / "github.jsonl"
+    records = [
+        {"@timestamp": "2025-03-10T12:00:00Z", "_document_id": "one", "action": "repo.create"},
+        {"@timestamp": "1969-07-20T20:17:40Z", "_document_id": "moon", "action": "repo.create"},
+        {"@timestamp": "2025-03-10T12:01:00Z", "_document_id": "two", "action": "repo.create"},
+    ]
+    logs.write_bytes(b"".join(orjson.dumps(r | {"actor": "a"}) + b"\n" for r in records))
+    config = tmp_path / "detector.yml"
+    config.write_text(orjson.dumps({"search": {"hosts": [engine.url]}}).decode())
+    letters = tmp_path / "dead.jsonl"
+    for _ in range(2):
+        done = detector(
+            "normalize",
+            str(logs),
+            "--index",
+            f"{scheme}://{stream}",
+            "--dead-letter",
+            str(letters),
+            config=config,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert "2 indexed (new or already there) · 1 refused" in done.stderr.decode()
+    client = connection(engine).client()
+    client.indices.refresh(index=stream)
+    assert client.count(index=stream)["count"] == 2
+    dead = [orjson.loads(line) for line in letters.read_bytes().splitlines()]
+    assert [d["origin"] for d in dead] == ["event moon", "event moon"]
+    assert dead[0]["reason"].startswith(f"index {stream}: HTTP 400 ")
+    assert orjson.loads(dead[0]["original"])["raw"]["_document_id"] == "moon"
