@@ -55,6 +55,7 @@ from detector.search.export import TARGETS as EXPORT_TARGETS
 from detector.search.export import export as export_rules
 from detector.search.indexer import index_events
 from detector.search.reader import IndexReader, SearchReadError
+from detector.search.templates import EVENTS_STREAM
 from detector.secrets import SecretError
 from detector.sinks.background import BackgroundSink, UnknownSinkError
 from detector.sinks.durable import AppendLog
@@ -662,14 +663,20 @@ def rules_test(paths: tuple[Path, ...], allow_untested: bool) -> None:
     required=True,
     help="esql, eql, lucene (Elasticsearch) or opensearch (OpenSearch Lucene).",
 )
-def rules_export(paths: tuple[Path, ...], target: str) -> None:
+@click.option(
+    "--index",
+    default=EVENTS_STREAM,
+    show_default=True,
+    help="The index or data stream of the events (the FROM of ES|QL queries).",
+)
+def rules_export(paths: tuple[Path, ...], target: str, index: str) -> None:
     """Rules as queries over the engine's event documents: one JSON line per rule on
     stdout; rules the backend cannot express are listed on stderr. Exits 1 only when a
     rule does not load."""
     loaded = _load(paths)
     for error in loaded.errors:
         stderr.print(f"{error.path}: {error.rule_id or '-'}: {error.reason}", highlight=False)
-    results = export_rules(loaded, _routes(), target)
+    results = export_rules(loaded, _routes(), target, index)
     out = sys.stdout.buffer
     for result in results:
         if result.error is None:

@@ -30,11 +30,13 @@ from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import (
     AddConditionTransformation,
     AddFieldnamePrefixTransformation,
+    SetStateTransformation,
 )
 from sigma.rule import SigmaRule
 
 from detector.normalize.base import SourceRoute
 from detector.rules.loader import LoadResult
+from detector.search.templates import EVENTS_STREAM
 
 Target = Literal["esql", "eql", "lucene", "opensearch"]
 TARGETS: dict[str, Any] = {
@@ -57,9 +59,10 @@ class Exported:
     error: str | None = None
 
 
-def pipeline(routes: Mapping[str, SourceRoute]) -> ProcessingPipeline:
-    """Field names of Sigma rules → fields of the engine's event documents."""
-    items = []
+def pipeline(routes: Mapping[str, SourceRoute], index: str = EVENTS_STREAM) -> ProcessingPipeline:
+    """Field names of Sigma rules → fields of the engine's event documents in `index`
+    (the `FROM` of ES|QL queries)."""
+    items = [ProcessingItem(SetStateTransformation("index", index), identifier="detector_index")]
     for source, route in sorted(routes.items()):
         items.append(
             ProcessingItem(
@@ -86,10 +89,16 @@ def pipeline(routes: Mapping[str, SourceRoute]) -> ProcessingPipeline:
     return ProcessingPipeline(name="detector event documents", priority=20, items=items)
 
 
-def export(loaded: LoadResult, routes: Mapping[str, SourceRoute], target: str) -> list[Exported]:
-    """Every rule and correlation of `loaded` as `target` queries, in load order."""
+def export(
+    loaded: LoadResult,
+    routes: Mapping[str, SourceRoute],
+    target: str,
+    index: str = EVENTS_STREAM,
+) -> list[Exported]:
+    """Every rule and correlation of `loaded` as `target` queries over `index`, in load
+    order."""
     backend_class = TARGETS[target]
-    mapping = pipeline(routes)
+    mapping = pipeline(routes, index)
     results = []
     for compiled in loaded.rules:
         rule = copy.deepcopy(compiled.rule)  # the pipeline changes the rules it processes

@@ -34,8 +34,9 @@ def test_the_shipped_rules_export(target: str) -> None:
     assert len(exported) >= 230
     assert all(line["queries"] for line in exported)
     assert f"{target}: {len(exported)} exported" in summary
-    if target == "esql":  # ES|QL expresses correlations too
+    if target == "esql":  # ES|QL expresses correlations too, over the events stream
         assert any("stats" in str(line["queries"]).lower() for line in exported)
+        assert all(str(q).startswith("from detector-events ") for q in exported[0]["queries"])
 
 
 @pytest.mark.siem
