@@ -6,13 +6,17 @@ demand)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import ssl
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import trustme
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -60,9 +64,11 @@ class BulkServer:
     """`PUT /_index_template/<name>` and `POST /_bulk`; items whose id is in `busy` are
     answered 429 once."""
 
-    def __init__(self, busy: set[str]) -> None:
+    def __init__(self, busy: set[str], refuse_first: bool = False) -> None:
         self.busy = busy
+        self.refuse_first = refuse_first
         self.requests: list[list[str]] = []
+        self.authorizations: list[str | None] = []
         self.stored: set[str] = set()
 
     async def template(self, request: web.Request) -> web.Response:
@@ -71,6 +77,13 @@ class BulkServer:
         return self.json({"acknowledged": True})
 
     async def bulk(self, request: web.Request) -> web.Response:
+        self.authorizations.append(request.headers.get("Authorization"))
+        if self.refuse_first:  # some proxies echo the request's credentials
+            self.refuse_first = False
+            text = f"unauthorized: {request.headers.get('Authorization')}"
+            return web.Response(
+                status=401, text=text, headers={"X-Elastic-Product": "Elasticsearch"}
+            )
         lines = (await request.read()).decode().splitlines()
         assert len(lines) % 2 == 0, "an action line and a document per item"
         ids, items = [], []
@@ -97,21 +110,44 @@ class BulkServer:
         return web.json_response(body, headers={"X-Elastic-Product": "Elasticsearch"})
 
 
-@pytest.fixture
-async def bulk_server() -> AsyncIterator[tuple[BulkServer, str]]:
-    batch = [detection(n) for n in range(3)]
-    server = BulkServer({batch[1].id})
+@asynccontextmanager
+async def serving(server: BulkServer, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_put("/_index_template/{name}", server.template)
     app.router.add_post("/_bulk", server.bulk)
     app.router.add_put("/_bulk", server.bulk)  # the client uses either
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield server, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def bulk_server() -> AsyncIterator[tuple[BulkServer, str]]:
+    batch = [detection(n) for n in range(3)]
+    server = BulkServer({batch[1].id})
+    async with serving(server) as url:
+        yield server, url
+
+
+async def deliver_all(
+    sink: SearchSink, directory: Path, registry: CollectorRegistry
+) -> DeliveryWorker:
+    worker = DeliveryWorker(sink, directory, FAST, SinkMetrics(registry), 3600)
+    worker.start()
+    for n in range(3):
+        worker.enqueue(detection(n))
+    deadline = time.monotonic() + 10
+    while len(worker.outbox):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await worker.stop(5)
+    return worker
 
 
 async def test_only_the_items_answered_429_are_sent_again(
@@ -141,3 +177,45 @@ async def test_only_the_items_answered_429_are_sent_again(
     assert sum(len(ids) for ids in server.requests) == 4
     assert registry.get_sample_value("detector_sink_retries_total", {"sink": "siem"}) == 1
     assert not worker.dead_letters.path.exists()
+
+
+async def test_an_api_key_over_verified_tls_and_never_in_a_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    key = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+    monkeypatch.setenv("TEST_ES_API_KEY", key)
+    server = BulkServer(set(), refuse_first=True)
+    async with serving(server, tls) as url:
+        connection = SearchConnection.model_validate(
+            {"hosts": [url], "api_key": {"env": "TEST_ES_API_KEY"}, "ca_file": tmp_path / "ca.pem"}
+        )
+        registry = CollectorRegistry()
+        await deliver_all(SearchSink("siem", connection, "detector-detections"), tmp_path, registry)
+    assert set(server.authorizations) == {f"ApiKey {key}"}
+    assert len(server.stored) == 3
+    assert registry.get_sample_value("detector_sink_retries_total", {"sink": "siem"}) == 3
+    assert "401" in caplog.text and key not in caplog.text
+
+
+async def test_basic_auth_for_opensearch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_OS_PASSWORD", "s3cr3t-passw0rd")
+    server = BulkServer(set())
+    async with serving(server) as url:
+        connection = SearchConnection.model_validate(
+            {
+                "kind": "opensearch",
+                "hosts": [url],
+                "username": "detector",
+                "password": {"env": "TEST_OS_PASSWORD"},
+            }
+        )
+        await deliver_all(
+            SearchSink("siem", connection, "detector-detections"), tmp_path, CollectorRegistry()
+        )
+    expected = "Basic " + base64.b64encode(b"detector:s3cr3t-passw0rd").decode()
+    assert set(server.authorizations) == {expected}
+    assert len(server.stored) == 3
