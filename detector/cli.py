@@ -314,8 +314,8 @@ def replay(
     paths, index = _index_input(options.pop("paths"))
     if index is None and (query is not None or resume_after is not None):
         raise click.UsageError("--query and --resume-after apply to es:// and os:// inputs")
-    if index is not None and checkpoint_path is not None:
-        raise click.UsageError("an es:// or os:// input resumes with --resume-after")
+    if resume_after is not None and from_checkpoint:
+        raise click.UsageError("--resume-after and --from-checkpoint: choose one")
     spec = input_spec(paths, **options)
     reader = None
     if index is not None:
@@ -341,7 +341,9 @@ def replay(
     router = RuleRouter(loaded.rules, spec.stage.registry.routes(), indexed=not no_index)
     settings = EngineSettings(allowed_lateness=_lateness(allowed_lateness), max_groups=max_groups)
     engine = CorrelationEngine(correlations, settings)
-    skip = _resume(engine, spec.files, checkpoint_path) if from_checkpoint else 0
+    # what a checkpoint was taken of: the files, then the index (read in the same order)
+    inputs = [*spec.files, *([f"{reader.scheme}://{reader.index}"] if reader else [])]
+    skip = _resume(engine, inputs, checkpoint_path) if from_checkpoint else 0
     try:
         sink = BackgroundSink(_settings(options["config"]).sinks, sink_name) if sink_name else None
     except UnknownSinkError as exc:
@@ -366,9 +368,7 @@ def replay(
     ):
         saver = None
         if checkpoint_path is not None:
-            saver = Checkpointer(
-                checkpoint_path, checkpoint_every, spec.files, engine, counts, flush
-            )
+            saver = Checkpointer(checkpoint_path, checkpoint_every, inputs, engine, counts, flush)
         total = total_size(spec.files)
         task = progress.add_task("replay", total=total)
         advance: Callable[[int], None] = partial(progress.advance, task)

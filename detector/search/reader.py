@@ -68,7 +68,7 @@ class IndexReader:
         self.read = 0
         self.pages = 0
         self._query = _query(since, until, query)
-        self._scheme = "es" if connection.kind == "elasticsearch" else "os"
+        self.scheme = "es" if connection.kind == "elasticsearch" else "os"
 
     def sort(self) -> list[dict[str, Any]]:
         sort: list[dict[str, Any]] = [{"@timestamp": {"order": "asc"}}]
@@ -79,7 +79,7 @@ class IndexReader:
         return sort
 
     def __iter__(self) -> Iterator[RawRecord]:
-        where = f"{self._scheme}://{self.index}"
+        where = f"{self.scheme}://{self.index}"
         try:
             yield from self._pages()
         except SEARCH_ERRORS as exc:
@@ -119,7 +119,7 @@ class IndexReader:
 
     def record(self, hit: dict[str, Any]) -> RawRecord:
         document = hit["_source"]
-        origin = f"{self._scheme}://{self.index}/{hit['_id']}"
+        origin = f"{self.scheme}://{self.index}/{hit['_id']}"
         source = document.get("event.source")
         raw = document.get("raw")
         if isinstance(source, str) and isinstance(raw, dict):
