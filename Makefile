@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck rules unit demo schemas
+.PHONY: install test lint typecheck rules unit demo schemas search-engines
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,18 @@ demo:
 
 schemas:
 	$(BIN)/detector schema export
+
+# Elasticsearch and OpenSearch for the SIEM tests: their integration-test distributions
+# from Maven Central, fetched once into the cache (the fixtures unpack and start them).
+SEARCH_CACHE ?= $(HOME)/.cache/detector-test
+ELASTICSEARCH_VERSION ?= 8.19.8
+OPENSEARCH_VERSION ?= 2.19.4
+search-engines: $(SEARCH_CACHE)/elasticsearch-$(ELASTICSEARCH_VERSION).zip $(SEARCH_CACHE)/opensearch-$(OPENSEARCH_VERSION).zip
+
+$(SEARCH_CACHE)/elasticsearch-%.zip:
+	mvn -q -B dependency:copy -DoutputDirectory=$(SEARCH_CACHE) \
+	  -Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$*:zip
+
+$(SEARCH_CACHE)/opensearch-%.zip:
+	mvn -q -B dependency:copy -DoutputDirectory=$(SEARCH_CACHE) \
+	  -Dartifact=org.opensearch.distribution.integ-test-zip:opensearch:$*:zip

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import click
+import orjson
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -69,6 +70,12 @@ from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
+from detector.search.connection import SEARCH_ERRORS
+from detector.search.export import TARGETS as EXPORT_TARGETS
+from detector.search.export import export as export_rules
+from detector.search.indexer import index_events
+from detector.search.reader import IndexReader, SearchReadError
+from detector.search.templates import EVENTS_STREAM
 from detector.secrets import SecretError
 from detector.sinks.background import BackgroundSink, UnknownSinkError
 from detector.sinks.durable import AppendLog
@@ -176,18 +183,44 @@ def input_spec(
 
 @main.command()
 @source_options
-def normalize(**options: Any) -> None:
+@click.option(
+    "--index",
+    "index_target",
+    help="es://STREAM or os://STREAM: index the events into that data stream of the "
+    "`search:` cluster of --config instead of writing them to stdout.",
+)
+def normalize(index_target: str | None, **options: Any) -> None:
     """Normalize audit logs (files, directories, gzip, `-` for stdin) to JSON lines on stdout."""
+    target = _index_input((index_target,))[1] if index_target else None
+    if index_target and target is None:
+        raise click.UsageError(f"--index {index_target}: use es://STREAM or os://STREAM")
     spec = input_spec(**options)
     counts = RunCounts()
     out = sys.stdout.buffer
+    indexed = None
     with DeadLetterFile(spec.dead_letter) as letters, _progress(counts) as progress:
         task = progress.add_task("normalize", total=total_size(spec.files))
         advance = partial(progress.advance, task)
-        for event in normalized_events(spec.files, spec.stage, letters, counts, advance):
-            out.write(event.to_json() + b"\n")
+        events = normalized_events(spec.files, spec.stage, letters, counts, advance)
+        if target is not None:
+            kind, stream = target
+            connection = _settings(options["config"]).search.model_copy(update={"kind": kind})
+            try:
+                indexed = index_events(connection, stream, events, letters)
+            except SEARCH_ERRORS as exc:
+                raise click.ClickException(f"{index_target}: {exc}") from exc
+        else:
+            for event in events:
+                out.write(event.to_json() + b"\n")
     out.flush()
     _print_summary(counts, spec.dead_letter)
+    if indexed is not None:
+        stderr.print(
+            f"index {index_target}: {indexed.indexed} indexed (new or already there) · "
+            f"{indexed.refused} refused (dead-lettered)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 rules_option = click.option(
@@ -286,6 +319,22 @@ rules_option = click.option(
     show_default=True,
     help="Where --playbooks writes the action records (JSON lines).",
 )
+@click.option(
+    "--query",
+    help="es://, os:// inputs: only the documents this Lucene query string matches.",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=1, max=10_000),
+    default=1000,
+    show_default=True,
+    help="es://, os:// inputs: documents per search request.",
+)
+@click.option(
+    "--resume-after",
+    callback=lambda _ctx, _param, value: _sort_key(value),
+    help="es://, os:// inputs: start after this sort key (JSON), as printed at the end.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -304,11 +353,25 @@ def replay(
     report_path: Path | None,
     playbook_paths: tuple[Path, ...],
     actions_output: Path,
+    query: str | None,
+    resume_after: list[Any] | None,
+    page_size: int,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
-    stdout (or --output), the inputs merged in event-time order."""
-    spec = input_spec(**options)
+    stdout (or --output), the inputs merged in event-time order. An input `es://INDEX`
+    (`os://INDEX`) reads that index of the `search:` cluster of --config in time order."""
+    paths, index = _index_input(options.pop("paths"))
+    if index is None and (query is not None or resume_after is not None):
+        raise click.UsageError("--query and --resume-after apply to es:// and os:// inputs")
+    if resume_after is not None and from_checkpoint:
+        raise click.UsageError("--resume-after and --from-checkpoint: choose one")
+    spec = input_spec(paths, **options)
+    reader = None
+    if index is not None:
+        kind, name = index
+        connection = _settings(options["config"]).search.model_copy(update={"kind": kind})
+        reader = IndexReader(connection, name, since, until, query, resume_after, page_size)
     unknown = sorted(set(only_sources) - set(spec.stage.registry.names))
     if unknown:
         known = ", ".join(spec.stage.registry.names)
@@ -319,7 +382,9 @@ def replay(
     loaded, correlations, router = _rule_set(rule_dirs, spec, indexed=not no_index)
     settings = EngineSettings(allowed_lateness=_lateness(allowed_lateness), max_groups=max_groups)
     engine = CorrelationEngine(correlations, settings)
-    skip = _resume(engine, spec.files, checkpoint_path) if from_checkpoint else 0
+    # what a checkpoint was taken of: the files, then the index (read in the same order)
+    inputs = [*spec.files, *([f"{reader.scheme}://{reader.index}"] if reader else [])]
+    skip = _resume(engine, inputs, checkpoint_path) if from_checkpoint else 0
     try:
         sink = BackgroundSink(_settings(options["config"]).sinks, sink_name) if sink_name else None
     except UnknownSinkError as exc:
@@ -346,9 +411,7 @@ def replay(
     ):
         saver = None
         if checkpoint_path is not None:
-            saver = Checkpointer(
-                checkpoint_path, checkpoint_every, spec.files, engine, counts, flush
-            )
+            saver = Checkpointer(checkpoint_path, checkpoint_every, inputs, engine, counts, flush)
         total = total_size(spec.files)
         task = progress.add_task("replay", total=total)
         advance: Callable[[int], None] = partial(progress.advance, task)
@@ -364,30 +427,35 @@ def replay(
         stage = DetectionStage(router, engine, collector.event_matched if collector else None)
         if responder is not None:
             hooks.append(responder.seen)
-        for detection in replay_detections(
-            spec.files,
-            spec.stage,
-            stage,
-            letters,
-            counts,
-            advance,
-            skip,
-            saver,
-            selection,
-            _each(hooks),
-        ):
-            if sink is not None:
-                sink.enqueue(detection)
-            if collector is not None:
-                collector.detection(detection)
-            if responder is not None:
-                responder.detected(detection)
-            if log is None:
-                out.write(detection.to_json() + b"\n")
-                continue
-            pending.append(detection.to_json())
-            if len(pending) >= _OUTPUT_BATCH:
-                flush()
+        try:
+            for detection in replay_detections(
+                spec.files,
+                spec.stage,
+                stage,
+                letters,
+                counts,
+                advance,
+                skip,
+                saver,
+                selection,
+                _each(hooks),
+                reader,
+            ):
+                if sink is not None:
+                    sink.enqueue(detection)
+                if collector is not None:
+                    collector.detection(detection)
+                if responder is not None:
+                    responder.detected(detection)
+                if log is None:
+                    out.write(detection.to_json() + b"\n")
+                    continue
+                pending.append(detection.to_json())
+                if len(pending) >= _OUTPUT_BATCH:
+                    flush()
+        except SearchReadError as exc:
+            flush()
+            raise click.ClickException(str(exc)) from exc
         flush()  # before waiting for the sink
     if log is not None:
         log.close()
@@ -420,6 +488,14 @@ def replay(
     if responder is not None:
         responder.close()
         stderr.print(f"{responder.summary()}; records in {actions_output}", highlight=False)
+    if reader is not None:
+        position = orjson.dumps(reader.position).decode() if reader.position else "none"
+        stderr.print(
+            f"index {reader.index}: {reader.read} documents in {reader.pages} pages · "
+            f"resume with --resume-after '{position}'",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @main.command()
@@ -656,6 +732,32 @@ def _replay_responder(
         raise click.UsageError(f"--playbooks: {exc}") from exc
 
 
+def _index_input(paths: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, str] | None]:
+    """The file inputs, and the (kind, index) of an es:// or os:// input (at most one)."""
+    schemes = {"es://": "elasticsearch", "os://": "opensearch"}
+    indices = [p for p in paths if p[:5] in schemes]
+    if len(indices) > 1:
+        raise click.UsageError("one es:// or os:// input at a time")
+    if not indices:
+        return paths, None
+    name = indices[0][5:]
+    if not name:
+        raise click.UsageError(f"{indices[0]}: name the index (es://detector-events)")
+    return tuple(p for p in paths if p not in indices), (schemes[indices[0][:5]], name)
+
+
+def _sort_key(text: str | None) -> list[Any] | None:
+    if text is None:
+        return None
+    try:
+        key = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        key = None
+    if not isinstance(key, list) or not key:
+        raise click.BadParameter(f"{text!r}: a JSON array, as printed at the end of a replay")
+    return key
+
+
 #: detections appended to --output in one write
 _OUTPUT_BATCH = 1000
 
@@ -840,6 +942,50 @@ def rules_test(paths: tuple[Path, ...], allow_untested: bool) -> None:
         click.echo(f"UNTESTED {rule.source} ({rule.id or rule.title}): needs match and no_match")
     click.echo(f"{len(results) - len(failures)} passed, {len(failures)} failed")
     if failures or loaded.errors or (untested and not allow_untested):
+        sys.exit(1)
+
+
+@rules.command("export")
+@rule_paths
+@click.option(
+    "--target",
+    type=click.Choice(sorted(EXPORT_TARGETS)),
+    required=True,
+    help="esql, eql, lucene (Elasticsearch) or opensearch (OpenSearch Lucene).",
+)
+@click.option(
+    "--index",
+    default=EVENTS_STREAM,
+    show_default=True,
+    help="The index or data stream of the events (the FROM of ES|QL queries).",
+)
+def rules_export(paths: tuple[Path, ...], target: str, index: str) -> None:
+    """Rules as queries over the engine's event documents: one JSON line per rule on
+    stdout; rules the backend cannot express are listed on stderr. Exits 1 only when a
+    rule does not load."""
+    loaded = _load(paths)
+    for error in loaded.errors:
+        stderr.print(f"{error.path}: {error.rule_id or '-'}: {error.reason}", highlight=False)
+    results = export_rules(loaded, _routes(), target, index)
+    out = sys.stdout.buffer
+    for result in results:
+        if result.error is None:
+            line = {"id": result.rule_id, "title": result.title, "queries": result.queries}
+            out.write(orjson.dumps({"target": target, **line}) + b"\n")
+        else:
+            stderr.print(
+                f"not exported: {result.title} ({result.rule_id}): {result.error}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+    out.flush()
+    failed = sum(result.error is not None for result in results)
+    stderr.print(
+        f"{target}: {len(results) - failed} exported, {failed} not expressible in {target}",
+        highlight=False,
+    )
+    if loaded.errors:
         sys.exit(1)
 
 

@@ -22,6 +22,7 @@ from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeSettings
 from detector.normalize.declared import DeclaredSource
 from detector.respond.settings import RespondersSettings
+from detector.search.connection import SearchConnection
 from detector.sinks.settings import SinksSettings
 from detector.sources.follow import FollowedFile
 
@@ -159,6 +160,10 @@ class Settings(BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     identities: IdentitySettings = Field(default_factory=IdentitySettings)
     responders: RespondersSettings = Field(default_factory=RespondersSettings)
+    search: SearchConnection = Field(
+        default_factory=SearchConnection,
+        description="The Elasticsearch/OpenSearch cluster `replay es://INDEX` reads.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -24,6 +24,7 @@ from detector.rules.compiled import CompiledRule
 from detector.rules.routing import RuleRouter
 from detector.sources.files import ProgressCallback, read_paths
 from detector.sources.merge import merge_by_event_time
+from detector.sources.records import RawRecord
 
 
 @dataclass
@@ -88,6 +89,7 @@ def normalized_events(
     *,
     merged: bool = False,
     selection: EventSelection | None = None,
+    records: Iterable[RawRecord] | None = None,
 ) -> Iterator[Event]:
     """Every event of `files`, in input order or, `merged`, in event-time order across the
     files (`merge_by_event_time`); dead letters go to `letters`.
@@ -95,9 +97,14 @@ def normalized_events(
     The first `skip` results (events and dead letters) are read but not used again: a run
     resumed from a checkpoint has already had them. The merged order is the same for the
     same inputs, so the count means the same records on resume. Events `selection` does
-    not accept are counted as filtered and not yielded.
+    not accept are counted as filtered and not yielded. `records`, when given, is one more
+    input, already in event-time order (an index read back).
     """
-    inputs = (_file_results(name, stage, progress) for name in files)
+    inputs: Iterable[Iterable[Event | DeadLetter]] = [
+        _file_results(name, stage, progress) for name in files
+    ]
+    if records is not None:
+        inputs = [*inputs, (result for raw in records for result in stage.process(raw))]
     results = merge_by_event_time(inputs) if merged else chain.from_iterable(inputs)
     for result in results:
         if counts.skipped < skip:
@@ -234,6 +241,7 @@ def replay_detections(
     checkpointer: Checkpointer | None = None,
     selection: EventSelection | None = None,
     before_event: Callable[[Event], None] | None = None,
+    records: Iterable[RawRecord] | None = None,
 ) -> Iterator[Detection]:
     """Every detection of `files`, merged in event time, in the order it is decided; late
     events go to `letters`. `before_event` sees each selected event before it is matched
@@ -243,7 +251,15 @@ def replay_detections(
     from it with more input continues the stream as if it had never stopped.
     """
     events = normalized_events(
-        files, stage, letters, counts, progress, skip, merged=True, selection=selection
+        files,
+        stage,
+        letters,
+        counts,
+        progress,
+        skip,
+        merged=True,
+        selection=selection,
+        records=records,
     )
     for event in events:
         if before_event is not None:

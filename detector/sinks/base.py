@@ -40,7 +40,12 @@ DELIVERED = Delivered()
 
 
 class Sink(ABC):
-    """An alert endpoint. `secrets` are the strings that must never reach a log or a file."""
+    """An alert endpoint. `secrets` are the strings that must never reach a log or a file.
+
+    `batch_size` is how many pending detections one attempt may take: an endpoint with a
+    bulk API (Elasticsearch) takes many per request and answers for each one."""
+
+    batch_size = 1
 
     def __init__(self, name: str, secrets: Sequence[str] = ()) -> None:
         self.name = name
@@ -50,6 +55,10 @@ class Sink(ABC):
     @abstractmethod
     async def send(self, detection: Detection) -> Outcome:
         """One attempt; network trouble is an outcome, not an exception."""
+
+    async def send_batch(self, detections: Sequence[Detection]) -> list[Outcome]:
+        """One attempt for up to `batch_size` detections: an outcome for each, in order."""
+        return [await self.send(detection) for detection in detections]
 
     @abstractmethod
     async def close(self) -> None:

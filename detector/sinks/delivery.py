@@ -2,7 +2,9 @@
 dead-lettered.
 
 One worker per sink, each its own asyncio task, so a slow or dead endpoint only delays
-its own sink; `enqueue` only writes the local outbox. One attempt runs at a time. After
+its own sink; `enqueue` only writes the local outbox. One attempt runs at a time, for
+one detection or, for a sink with a bulk API, up to its `batch_size` with an outcome
+for each. After
 a retryable failure the sink pauses (jittered exponential backoff over its consecutive
 failures, or the endpoint's `Retry-After` when that is longer) and the failed detection
 moves behind the others, so one detection the endpoint keeps failing on does not hold
@@ -130,21 +132,22 @@ class DeliveryWorker:
 
     async def _run(self) -> None:
         while not self.stopping:
-            pending = self._next()
-            if pending is None:
+            batch = self._next()
+            if not batch:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            delay = self._settle(pending, await self._attempt(pending))
+            delay = self._settle_batch(batch, await self._attempt(batch))
             if delay is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
 
-    def _next(self) -> Pending | None:
-        """The next detection to try, after dead-lettering those past their deadline."""
+    def _next(self) -> list[Pending]:
+        """The next detections to try (up to the sink's batch size), after dead-lettering
+        those past their deadline."""
         for pending in self.outbox.enqueued_before(time.time() - self.policy.deadline):
             self._dead_letter(pending, self._late(pending), "deadline")
-        return self.outbox.first()
+        return self.outbox.head(self.sink.batch_size)
 
     def _late(self, pending: Pending) -> str:
         return (
@@ -152,50 +155,71 @@ class DeliveryWorker:
             f" ({pending.attempts} attempts; last error: {pending.last_error or 'none'})"
         )
 
-    async def _attempt(self, pending: Pending) -> Outcome:
-        pending.attempts += 1
+    async def _attempt(self, batch: list[Pending]) -> list[Outcome]:
+        for pending in batch:
+            pending.attempts += 1
+        detections = [pending.detection for pending in batch]
         try:
-            return await asyncio.wait_for(self.sink.send(pending.detection), self.policy.timeout)
+            outcomes = await asyncio.wait_for(self.sink.send_batch(detections), self.policy.timeout)
         except TimeoutError:
-            return Retry(f"no answer within {self.policy.timeout:g}s")
+            return [Retry(f"no answer within {self.policy.timeout:g}s")] * len(batch)
         except Exception as exc:  # a faulty sink must not end deliveries; retried like a failure
             reason = self.sink.scrub(f"{type(exc).__name__}: {exc}")
             # The frames without the message, which the sink's secrets could be part of.
             trace = "".join(traceback.format_tb(exc.__traceback__))
             log.error("sink %s: sending failed unexpectedly: %s\n%s", self.name, reason, trace)
-            return Retry(reason)
+            return [Retry(reason)] * len(batch)
+        if len(outcomes) != len(batch):
+            reason = f"the sink answered {len(outcomes)} outcomes for {len(batch)} detections"
+            log.error("sink %s: %s", self.name, reason)
+            return [Retry(reason)] * len(batch)
+        return outcomes
 
-    def _settle(self, pending: Pending, outcome: Outcome) -> float | None:
-        """Record `outcome`; the pause before the next attempt, if any."""
+    def _settle_batch(self, batch: list[Pending], outcomes: list[Outcome]) -> float | None:
+        """Record each outcome; the pause before the next attempt, if any is to be retried.
+        A batch counts as one failure for the backoff, however many of it failed."""
+        retried = [
+            (pending, outcome)
+            for pending, outcome in zip(batch, outcomes, strict=True)
+            if self._settle(pending, outcome)
+        ]
+        if not retried:
+            if any(not isinstance(outcome, Retry) for outcome in outcomes):
+                self._failures = 0
+            return None
+        self._failures += 1
+        afters = [o.after for _, o in retried if isinstance(o, Retry) and o.after is not None]
+        delay = backoff(self.policy, self._failures, max(afters, default=None))
+        for pending, outcome in retried:
+            log.warning(
+                "sink %s: attempt %d for %s failed (%s); next attempt in %.2fs",
+                self.name,
+                pending.attempts,
+                pending.id,
+                outcome.reason if isinstance(outcome, Retry) else "",
+                delay,
+            )
+        return delay
+
+    def _settle(self, pending: Pending, outcome: Outcome) -> bool:
+        """Record `outcome`; True when the detection is to be tried again."""
         if isinstance(outcome, Delivered):
-            self._failures = 0
             self.outbox.settle(pending.id, "delivered")
             self._metrics.deliveries.labels(self.name).inc()
             self._show_depth()
             log.debug("sink %s: delivered %s", self.name, pending.id)
-            return None
+            return False
         self._metrics.failures.labels(self.name).inc()
         if isinstance(outcome, Rejected):
-            self._failures = 0
             self._dead_letter(pending, outcome.reason, "rejected")
-            return None
+            return False
         pending.last_error = outcome.reason
         if pending.enqueued_at < time.time() - self.policy.deadline:
             self._dead_letter(pending, self._late(pending), "deadline")
-            return None
-        self._failures += 1
-        delay = backoff(self.policy, self._failures, outcome.after)
+            return False
         self.outbox.to_back(pending.id)
         self._metrics.retries.labels(self.name).inc()
-        log.warning(
-            "sink %s: attempt %d for %s failed (%s); next attempt in %.2fs",
-            self.name,
-            pending.attempts,
-            pending.id,
-            outcome.reason,
-            delay,
-        )
-        return delay
+        return True
 
     def _dead_letter(
         self, pending: Pending, reason: str, kind: Literal["rejected", "deadline"]

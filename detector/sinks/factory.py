@@ -14,10 +14,12 @@ from detector.sinks.dispatcher import Dispatcher
 from detector.sinks.jsonlines import JsonLinesSink
 from detector.sinks.metrics import SinkMetrics
 from detector.sinks.pagerduty import PagerDutySink
+from detector.sinks.search import SearchSink
 from detector.sinks.settings import (
     FileOutput,
     OutputSettings,
     PagerDutyOutput,
+    SearchOutput,
     SinksSettings,
     SlackOutput,
     StdoutOutput,
@@ -50,6 +52,10 @@ def build_sink(output: OutputSettings) -> Sink:
         return SlackSink(output.name, url, output.replay_command)
     if isinstance(output, PagerDutyOutput):
         return PagerDutySink(output.name, output.routing_key.read(), str(output.url))
+    if isinstance(output, SearchOutput):
+        return SearchSink(
+            output.name, output, output.stream, output.batch_size, output.install_template
+        )
     assert_never(output)
 
 

@@ -23,6 +23,7 @@ process out of the directory.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -128,6 +129,10 @@ class Outbox:
 
     def first(self) -> Pending | None:
         return next(iter(self._queue.values()), None)
+
+    def head(self, count: int) -> list[Pending]:
+        """The next `count` (at most) to deliver, in order."""
+        return list(itertools.islice(self._queue.values(), count))
 
     def enqueued_before(self, moment: float) -> list[Pending]:
         """The pending detections enqueued before `moment`, oldest first; looks no further

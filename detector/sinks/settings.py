@@ -18,6 +18,11 @@ sinks:
       type: pagerduty
       routing_key: {env: PAGERDUTY_ROUTING_KEY}
       retry: {base: 2, cap: 300, deadline: 86400}
+    - name: siem
+      type: elasticsearch
+      kind: elasticsearch                         # or opensearch
+      hosts: [https://es.example.com:9200]
+      api_key: {env: DETECTOR_ES_API_KEY}
 ```
 """
 
@@ -28,6 +33,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from detector.search.connection import SearchConnection
+from detector.search.templates import DETECTIONS_STREAM
 from detector.secrets import SecretRef
 
 
@@ -99,8 +106,23 @@ class PagerDutyOutput(_Output):
     routing_key: SecretRef = Field(description="The integration key of the service.")
 
 
+class SearchOutput(SearchConnection, _Output):
+    """Detections bulk-indexed into an Elasticsearch or OpenSearch data stream (`kind`)."""
+
+    type: Literal["elasticsearch"]
+    stream: str = Field(
+        default=DETECTIONS_STREAM,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description="The data stream (and the name of its index template).",
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="Detections per request.")
+    install_template: bool = Field(
+        default=True, description="Install the index template at start; false: require it."
+    )
+
+
 OutputSettings = Annotated[
-    StdoutOutput | FileOutput | WebhookOutput | SlackOutput | PagerDutyOutput,
+    StdoutOutput | FileOutput | WebhookOutput | SlackOutput | PagerDutyOutput | SearchOutput,
     Field(discriminator="type"),
 ]
 
