@@ -23,7 +23,11 @@ SCHEMA_ID = "https://detector.invalid/schemas/event.schema.json"
 
 def format_timestamp(value: datetime) -> str:
     """UTC, always six fractional digits, `Z` suffix: sortable as a string."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    if utc.year < 1000:  # `isoformat` pads the year to four digits, `%Y` does not
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # `isoformat` is a third of `strftime`'s cost; "+00:00" becomes "Z"
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 class Event(BaseModel):
@@ -101,6 +105,17 @@ class Event(BaseModel):
         }
         record["@timestamp"] = format_timestamp(self.timestamp)
         return record
+
+    def with_identity(self, identity: str) -> Event:
+        """A copy with `user.identity` set. One string field changes, so the copy skips
+        validation and pydantic's generic `model_copy` (half the cost, on every event)."""
+        copied = object.__new__(Event)
+        object.__setattr__(copied, "__dict__", {**self.__dict__, "user_identity": identity})
+        fields_set = self.__pydantic_fields_set__ | {"user_identity"}
+        object.__setattr__(copied, "__pydantic_fields_set__", fields_set)
+        object.__setattr__(copied, "__pydantic_extra__", None)
+        object.__setattr__(copied, "__pydantic_private__", None)
+        return copied
 
     def to_json(self) -> bytes:
         """The JSON to write out: secrets in `raw` are redacted."""
