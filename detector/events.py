@@ -92,6 +92,35 @@ class Event(BaseModel):
     def _serialize_timestamp(self, value: datetime) -> str:
         return format_timestamp(value)
 
+    @classmethod
+    def trusted(cls, **fields: Any) -> Event:
+        """An event from values the built-in normalizers produce, without pydantic's
+        validation (which cost more than parsing the JSON and the rest of normalizing).
+
+        Their values have the fields' types by construction (`text()`, fixed literals,
+        parsed timestamps); `tests/normalize` re-validates every event they make. What
+        their code cannot promise is still checked: the names, a zoned timestamp (put in
+        UTC), a non-empty id and source. Events from configuration-declared sources are
+        validated as usual.
+        """
+        unknown = fields.keys() - _DEFAULTS.keys()
+        if unknown:
+            raise TypeError(f"Event has no field {sorted(unknown)}")
+        timestamp = fields["timestamp"]
+        if timestamp.tzinfo is None:
+            raise ValueError("timestamp must carry a time zone")
+        if not fields["event_id"] or not fields["event_source"]:
+            raise ValueError("event.id and event.source must not be empty")
+        values = {name: fields.get(name, default) for name, default in _DEFAULTS.items()}
+        if timestamp.tzinfo is not UTC:
+            values["timestamp"] = timestamp.astimezone(UTC)
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", values)
+        object.__setattr__(event, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
+        return event
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape: dotted keys, absent values left out. Unredacted: for matching."""
         return self.model_dump(by_alias=True, exclude_none=True)
@@ -126,6 +155,11 @@ class Event(BaseModel):
 
 #: JSON key -> attribute of each field, in the order `to_dict()` writes them
 FIELD_ATTRIBUTES = {info.alias or name: name for name, info in Event.model_fields.items()}
+#: attribute -> default of each field, in order (None for the required ones)
+_DEFAULTS = {
+    name: info.default if not info.is_required() else None
+    for name, info in Event.model_fields.items()
+}
 
 
 def json_schema() -> dict[str, Any]:
