@@ -95,7 +95,8 @@ class Event(BaseModel):
     @classmethod
     def trusted(cls, **fields: Any) -> Event:
         """An event from values the built-in normalizers produce, without pydantic's
-        validation (which cost more than parsing the JSON and the rest of normalizing).
+        validation (30% of the constructor's cost, a seventh of normalizing a Kubernetes
+        record).
 
         Their values have the fields' types by construction (`text()`, fixed literals,
         parsed timestamps); `tests/normalize` re-validates every event they make. What
@@ -103,15 +104,14 @@ class Event(BaseModel):
         UTC), a non-empty id and source. Events from configuration-declared sources are
         validated as usual.
         """
-        unknown = fields.keys() - _DEFAULTS.keys()
-        if unknown:
-            raise TypeError(f"Event has no field {sorted(unknown)}")
+        values = {**_DEFAULTS, **fields}  # in the fields' order, as validation makes it
+        if len(values) != len(_DEFAULTS):
+            raise TypeError(f"Event has no field {sorted(fields.keys() - _DEFAULTS.keys())}")
         timestamp = fields["timestamp"]
         if timestamp.tzinfo is None:
             raise ValueError("timestamp must carry a time zone")
         if not fields["event_id"] or not fields["event_source"]:
             raise ValueError("event.id and event.source must not be empty")
-        values = {name: fields.get(name, default) for name, default in _DEFAULTS.items()}
         if timestamp.tzinfo is not UTC:
             values["timestamp"] = timestamp.astimezone(UTC)
         event = object.__new__(cls)
