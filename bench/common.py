@@ -10,6 +10,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "BENCHMARKS.md"
+#: The shared reference checkout (SigmaHQ rules...): next to the project, or next to the
+#: directory of git worktrees the project is checked out in.
+SHARED = next(
+    (path for path in (ROOT.parent / "shared", ROOT.parents[1] / "shared") if path.is_dir()),
+    ROOT.parent / "shared",
+)
 
 
 def cpu_model() -> str:

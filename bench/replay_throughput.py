@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.common import (
     ROOT,
+    SHARED,
     command,
     machine,
     record,
@@ -36,7 +37,7 @@ from detector.pipeline import RunCounts, SingleEventMatcher, normalized_events
 from detector.rules import LoadResult, load_rules
 from detector.rules.routing import RuleRouter
 
-SHARED_RULES = ROOT.parent / "shared" / "sigmahq" / "rules"
+SHARED_RULES = SHARED / "sigmahq" / "rules"
 PROJECT_RULES = [ROOT / "rules", ROOT / "tests" / "fixtures" / "rules"]
 
 

@@ -212,7 +212,7 @@ class IdentityMap:
         identity = self.resolve(event.event_source, event.user_name)
         if identity is None:
             return event
-        return event.model_copy(update={"user_identity": identity})
+        return event.with_identity(identity)
 
 
 class IdentitySettings(BaseModel):

@@ -52,9 +52,17 @@ REDACTED = "[REDACTED]"
 _SECRET_DATA = ("data", "stringData")
 
 
+#: A substring every match of `_TOKEN_PATTERNS` contains: text with none of them is
+#: returned as is, which costs a fraction of the regular expression's scan.
+_TOKEN_MARKERS = ("gh", "gl", "xox", "eyJ", "-----BEGIN")
+
+
 def redact_text(value: str) -> str:
     """`value` with every token-like substring masked."""
-    return _TOKEN_PATTERNS.sub(REDACTED, value)
+    for marker in _TOKEN_MARKERS:
+        if marker in value:
+            return _TOKEN_PATTERNS.sub(REDACTED, value)
+    return value
 
 
 def redact(value: Any) -> Any:

@@ -177,8 +177,9 @@ class _Sequence(Group):
 
     def __init__(self) -> None:
         super().__init__()
-        #: (time, weight, evidence) per event in the window
-        self.items: deque[tuple[int, int | float, Evs]] = deque()
+        #: (time, weight, evidence) per event in the window; a list, not a deque: most
+        #: groups hold a few events, and an empty deque alone takes ~600 bytes
+        self.items: list[tuple[int, int | float, Evs]] = []
         self.total: int | float = 0
 
 
@@ -194,8 +195,11 @@ class Counting(Aggregator[_Sequence]):
             weight = value
         state = self.groups.touch(now, key, _Sequence)
         items, oldest = state.items, now - self.span
-        while items and items[0][0] < oldest:
-            state.total -= items.popleft()[1]
+        expired = 0
+        while expired < len(items) and items[expired][0] < oldest:
+            state.total -= items[expired][1]
+            expired += 1
+        del items[:expired]
         if not items:
             state.total = 0
         items.append((now, weight, evs))
@@ -211,7 +215,7 @@ class Counting(Aggregator[_Sequence]):
     def load(self, data: Any) -> _Sequence:
         state = _Sequence()
         state.last, state.total = data[0], data[1]
-        state.items = deque((t, w, load_evs(e)) for t, w, e in data[2])
+        state.items = [(t, w, load_evs(e)) for t, w, e in data[2]]
         return state
 
 
@@ -220,8 +224,9 @@ class _Latest(Group):
 
     def __init__(self) -> None:
         super().__init__()
-        #: distinct item -> (time, evidence) of its latest event, oldest first
-        self.latest: OrderedDict[str | int, tuple[int, Evs]] = OrderedDict()
+        #: distinct item -> (time, evidence) of its latest event, oldest first (a dict
+        #: keeps insertion order in a third of an OrderedDict's space)
+        self.latest: dict[str | int, tuple[int, Evs]] = {}
 
 
 class Distinct(Aggregator[_Latest]):
@@ -244,8 +249,8 @@ class Distinct(Aggregator[_Latest]):
                 break
             del latest[first]
         for item in items:
+            latest.pop(item, None)  # re-inserted last: the newest
             latest[item] = (now, evs)
-            latest.move_to_end(item)
         if not self._condition(len(latest)):
             return []
         evidence = [ev for _, hit in latest.values() for ev in hit]
@@ -257,7 +262,7 @@ class Distinct(Aggregator[_Latest]):
     def load(self, data: Any) -> _Latest:
         state = _Latest()
         state.last = data[0]
-        state.latest = OrderedDict((k, (t, load_evs(e))) for k, (t, e) in data[1])
+        state.latest = {k: (t, load_evs(e)) for k, (t, e) in data[1]}
         return state
 
 
@@ -443,8 +448,8 @@ class _History(Group):
 
     def __init__(self) -> None:
         super().__init__()
-        #: value -> time last seen, least recently seen first
-        self.seen: OrderedDict[str, int] = OrderedDict()
+        #: value -> time last seen, least recently seen first (a dict keeps that order)
+        self.seen: dict[str, int] = {}
 
 
 class FirstSeen(Aggregator[_History]):
@@ -474,13 +479,12 @@ class FirstSeen(Aggregator[_History]):
             if seen[first] >= oldest:
                 break
             del seen[first]
-        known = value in seen
-        seen[value] = now
-        seen.move_to_end(value)
+        known = seen.pop(value, None) is not None
+        seen[value] = now  # re-inserted last: the most recently seen
         if known:
             return []
         if len(seen) > self.rule.max_values:
-            seen.popitem(last=False)
+            del seen[next(iter(seen))]
             self.counters.evicted_values += 1
         if now < self.learn_until:
             return []
@@ -499,7 +503,7 @@ class FirstSeen(Aggregator[_History]):
     def load(self, data: Any) -> _History:
         state = _History()
         state.last = data[0]
-        state.seen = OrderedDict((value, seen) for value, seen in data[1])
+        state.seen = {value: seen for value, seen in data[1]}
         return state
 
 

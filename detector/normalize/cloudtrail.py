@@ -97,7 +97,7 @@ class CloudTrailNormalizer(Normalizer):
             if record.get("eventSource") == "sts.amazonaws.com"
             else None
         )
-        return Event(
+        return Event.trusted(
             timestamp=timestamp,
             event_id=text(record.get("eventID")) or content_id(record),
             event_source=self.name,

@@ -245,7 +245,7 @@ class GitHubAuditNormalizer(Normalizer):
         categories, types = classify(action)
         actor = text(record.get("actor"))
         kind, resource = _resource(record, prefix, verb)
-        return Event(
+        return Event.trusted(
             timestamp=_event_time(record),
             event_id=text(record.get("_document_id")) or content_id(record),
             event_source=self.name,

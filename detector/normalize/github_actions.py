@@ -87,7 +87,7 @@ class GitHubActionsNormalizer(Normalizer):
             raise NormalizationError("no action")
         job_or_run: dict[str, Any] = record[kind]
         actor = _actor(record, kind)
-        return Event(
+        return Event.trusted(
             timestamp=_timestamp(job_or_run, kind, action),
             event_id=_event_id(record, job_or_run, kind, action),
             event_source=self.name,

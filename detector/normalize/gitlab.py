@@ -230,7 +230,7 @@ class GitLabAuditNormalizer(Normalizer):
         entity_path = fields.text("entity_path")
         target_type = fields.text("target_type")
         target_details = fields.text("target_details")
-        return Event(
+        return Event.trusted(
             timestamp=first_time(record, ("created_at", "time")),
             event_id=_event_id(record),
             event_source=self.name,

@@ -183,7 +183,7 @@ class JenkinsAuditNormalizer(Normalizer):
         if not isinstance(message, str):
             raise NormalizationError("message is missing or not a string")
         parsed = _parse_message(message)
-        return Event(
+        return Event.trusted(
             timestamp=self._timestamp(record),
             event_id=content_id(record),
             event_source=self.name,

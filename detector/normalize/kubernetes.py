@@ -142,7 +142,7 @@ class KubernetesAuditNormalizer(Normalizer):
         stage = text(get("stage"))
         forbidden = _mapping(get("annotations")).get(_DECISION) == "forbid"
         image_name, image_digest = _image(record, verb, resource, subresource)
-        return Event(
+        return Event.trusted(
             timestamp=first_time(record, ("stageTimestamp", "requestReceivedTimestamp")),
             event_id=f"{audit_id}:{stage}" if audit_id and stage else content_id(record),
             event_source=self.name,

@@ -124,7 +124,7 @@ class RegistryNormalizer(Normalizer):
         repository = text(target.get("repository"))
         digest = text(target.get("digest"))
         user = text(dig(record, "actor", "name"))
-        return Event(
+        return Event.trusted(
             timestamp=timestamp,
             event_id=text(record.get("id")) or content_id(record),
             event_source=self.name,
@@ -156,7 +156,7 @@ class RegistryNormalizer(Normalizer):
         single = resources[0] if isinstance(resources, list) and len(resources) == 1 else None
         digest = text(dig(single, "digest"))
         user = text(record.get("operator"))
-        return Event(
+        return Event.trusted(
             timestamp=timestamp,
             event_id=content_id(record),
             event_source=self.name,

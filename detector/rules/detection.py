@@ -48,10 +48,10 @@ from detector.rules.errors import RuleCompileError
 from detector.rules.fields import (
     MISSING,
     Getter,
-    compile_getter,
     is_null,
     iter_elements,
     iter_leaves,
+    record_getter,
     text_of,
 )
 from detector.rules.placeholders import Placeholders, resolve_placeholders
@@ -94,7 +94,7 @@ class DetectionCompiler:
 
     def _field(self, name: str, item: SigmaDetectionItem, values: list[SigmaType]) -> Predicate:
         self.fields.add(name)
-        getter = compile_getter(name)
+        getter = record_getter(name)
         exists = [v for v in values if isinstance(v, SigmaExists)]
         if exists:
             if len(values) != 1:
@@ -278,7 +278,7 @@ def _exists(getter: Getter, expected: bool) -> Predicate:
 def _reference_test(
     reference: SigmaFieldReference,
 ) -> Callable[[list[Prepared], Record], bool]:
-    getter = compile_getter(reference.field)
+    getter = record_getter(reference.field)
     relation: Callable[[str, str], bool]
     if reference.starts_with and reference.ends_with:
         relation = _contains

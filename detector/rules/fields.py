@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
+from functools import cache
 from typing import Any, Final
 
 
@@ -67,6 +68,33 @@ def compile_getter(name: str) -> Getter:
         return _walk(record, splits, 0, count)
 
     return get_dotted
+
+
+@cache
+def record_getter(name: str) -> Getter:
+    """The getter of `name` shared by every rule, remembering its last record's value.
+
+    Rules of one route read the same few fields of each record (`verb`,
+    `objectRef.resource`...): the first rule resolves the path, the others get the
+    value back by the record's identity. Records are read-only while they are matched
+    (the engine never changes a parsed record), so identity is a sound key; the memo
+    holds the record itself, so a new record never takes a freed one's identity.
+    """
+    getter = compile_getter(name)
+    if "." not in name:
+        return getter  # one dict lookup: nothing to save
+    memo: tuple[object, Any] = (None, MISSING)
+
+    def get_remembered(record: Mapping[str, Any]) -> Any:
+        nonlocal memo
+        last = memo  # one read and one write of a tuple: safe across threads
+        if last[0] is record:
+            return last[1]
+        value = getter(record)
+        memo = (record, value)
+        return value
+
+    return get_remembered
 
 
 def _walk(obj: Mapping[str, Any], splits: _Splits, start: int, count: int) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -29,6 +29,7 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaRuleBase
 from sigma.rule.base import SigmaYAMLLoader
 
+from detector.rules.cache import DocumentCache
 from detector.rules.compiled import CompiledFilter, CompiledRule, compile_filter, compile_rule
 from detector.rules.errors import RuleCompileError, error_reason
 from detector.rules.placeholders import Placeholders
@@ -71,13 +72,23 @@ class LoadResult:
     filters: list[CompiledFilter] = field(default_factory=list)
 
 
-def load_rules(paths: Iterable[str | Path], placeholders: Placeholders | None = None) -> LoadResult:
-    """Load, filter and compile every Sigma rule under `paths` (files or directories)."""
+def load_rules(
+    paths: Iterable[str | Path],
+    placeholders: Placeholders | None = None,
+    *,
+    cache: DocumentCache | Literal["environment"] | None = "environment",
+) -> LoadResult:
+    """Load, filter and compile every Sigma rule under `paths` (files or directories).
+
+    Parsed YAML comes from `cache` where it has the file (`detector.rules.cache`; by
+    default the one the environment configures, None for no cache).
+    """
+    documents_cache = DocumentCache.default() if cache == "environment" else cache
     result = LoadResult()
     rules: list[SigmaRule] = []
     seen_ids: dict[str, Path] = {}
     for path in _rule_files(paths, result.errors):
-        for item in _parse_file(path, result.errors):
+        for item in _parse_file(path, result.errors, documents_cache):
             if item.id is not None:
                 first = seen_ids.get(str(item.id))
                 if first is not None:
@@ -147,23 +158,27 @@ def _rule_files(paths: Iterable[str | Path], errors: list[RuleError]) -> Iterato
                 yield file
 
 
-def _parse_file(path: Path, errors: list[RuleError]) -> list[SigmaRuleBase]:
+def _parse_file(
+    path: Path, errors: list[RuleError], cache: DocumentCache | None
+) -> list[SigmaRuleBase]:
     """The rules, correlations and filters of one file that pySigma parsed without error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_bytes()
+        # as `read_text` gives it: universal newlines
+        text = content.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(RuleError(path, None, None, "io", str(exc)))
         return []
+    parsed, failure = _yaml_documents(text, content, cache)
     documents: list[dict[str, Any]] = []
-    try:
-        for number, document in enumerate(yaml.load_all(text, Loader=SigmaYAMLLoader), 1):
-            if isinstance(document, dict):
-                documents.append(document)
-            elif document is not None:
-                reason = f"YAML document {number} is a {type(document).__name__}, not a mapping"
-                errors.append(RuleError(path, None, None, "yaml", reason))
-    except Exception as exc:  # YAMLError, or a value the YAML constructors reject
-        errors.append(RuleError(path, None, None, "yaml", " ".join(str(exc).split())))
+    for number, document in enumerate(parsed, 1):
+        if isinstance(document, dict):
+            documents.append(document)
+        elif document is not None:
+            reason = f"YAML document {number} is a {type(document).__name__}, not a mapping"
+            errors.append(RuleError(path, None, None, "yaml", reason))
+    if failure is not None:
+        errors.append(RuleError(path, None, None, "yaml", failure))
 
     documents = [_sigma_view(document) for document in documents]
     location = SigmaRuleLocation(path)
@@ -189,6 +204,26 @@ def _parse_file(path: Path, errors: list[RuleError]) -> list[SigmaRuleBase]:
         return _without_errors(path, items, [], errors)
     items = [*collection.rules, *collection.filters]
     return _without_errors(path, items, collection.errors, errors)
+
+
+def _yaml_documents(
+    text: str, content: bytes, cache: DocumentCache | None
+) -> tuple[list[Any], str | None]:
+    """The YAML documents of a file (`content` is its bytes, `text` their text), from
+    `cache` when it has them. A file that does not parse whole gives the documents before
+    the error and the error (and is not cached)."""
+    cached = cache.get(content) if cache is not None else None
+    if cached is not None:
+        return cached, None
+    documents: list[Any] = []
+    try:
+        for document in yaml.load_all(text, Loader=SigmaYAMLLoader):
+            documents.append(document)
+    except Exception as exc:  # YAMLError, or a value the YAML constructors reject
+        return documents, " ".join(str(exc).split())
+    if cache is not None:
+        cache.put(content, documents)
+    return documents, None
 
 
 def correlation_section(rule: SigmaCorrelationRule) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from detector.events import Event
 from detector.normalize.base import SourceRoute
 from detector.rules.compiled import CompiledRule
 from detector.rules.condition import select
-from detector.rules.fields import MISSING, Getter, compile_getter
+from detector.rules.fields import MISSING, Getter, record_getter
 
 #: The Sigma product of rules that match normalized events.
 NORMALIZED_PRODUCT = "cicd"
@@ -73,7 +73,7 @@ class _Narrowed:
         if not counts:
             return narrowed
         best = min(counts, key=lambda name: (-counts[name], name))
-        narrowed.getter = compile_getter(best)
+        narrowed.getter = record_getter(best)
         narrowed.unpinned = [r for r in rules if best not in pins[id(r)]]
         values = {value for r in rules for value in pins[id(r)].get(best, ())}
         for value in values:
@@ -118,7 +118,7 @@ class _RouteIndex:
         if not counts:
             return index
         best = min(counts, key=lambda name: (-counts[name], name))
-        index.discriminator, index.getter = best, compile_getter(best)
+        index.discriminator, index.getter = best, record_getter(best)
         for rule, pinned in zip(rules, pins, strict=True):
             values = pinned.get(best)
             if values is None:

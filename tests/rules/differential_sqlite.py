@@ -53,6 +53,15 @@ def column_value(value: Any) -> str | None:
     return str(value)
 
 
+def connect() -> sqlite3.Connection:
+    """An in-memory database with the REGEXP function the backend's `|re` queries call."""
+    database = sqlite3.connect(":memory:")
+    database.create_function(
+        "REGEXP", 2, lambda pattern, value: value is not None and bool(re.search(pattern, value))
+    )
+    return database
+
+
 def sqlite_table(
     records: Sequence[Mapping[str, Any]],
     fields: Iterable[str],
@@ -60,10 +69,7 @@ def sqlite_table(
 ) -> sqlite3.Connection:
     """An in-memory table `logs` with a row `rid` per record (its index) and the fields;
     `numeric` gives NUMERIC affinity to every column (True) or to the columns it names."""
-    database = sqlite3.connect(":memory:")
-    database.create_function(
-        "REGEXP", 2, lambda pattern, value: value is not None and bool(re.search(pattern, value))
-    )
+    database = connect()
 
     def affinity(name: str) -> str:
         chosen = numeric if isinstance(numeric, bool) else name in numeric
