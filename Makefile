@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck rules unit demo schemas
+.PHONY: install test lint typecheck rules unit demo schemas kafka-apache-jars test-kafka-apache
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,18 @@ demo:
 
 schemas:
 	$(BIN)/detector schema export
+
+# Apache Kafka for the kafka-marked tests (they run on Tansu by default): its jars from
+# Maven Central into the user's cache, once.
+KAFKA_VERSION := 4.1.0
+KAFKA_JARS := $(HOME)/.cache/detector-test/kafka-$(KAFKA_VERSION)
+
+kafka-apache-jars: $(KAFKA_JARS)/kafka_2.13-$(KAFKA_VERSION).jar
+
+$(KAFKA_JARS)/kafka_2.13-$(KAFKA_VERSION).jar: tests/kafka/apache-kafka/pom.xml
+	mvn -q -f tests/kafka/apache-kafka/pom.xml dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(KAFKA_JARS)
+
+# The Kafka runtime's tests again, on Apache Kafka (KRaft, one node).
+test-kafka-apache: kafka-apache-jars
+	DETECTOR_TEST_KAFKA=apache $(BIN)/pytest -m kafka
