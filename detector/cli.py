@@ -239,6 +239,14 @@ def normalize(**options: Any) -> None:
     help="Also send detections to this output of the `sinks:` section of --config; waits "
     "for it to deliver (or its deadline) at the end.",
 )
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    metavar="BOOTSTRAP",
+    help="Replay through the workers of the Kafka runtime at BOOTSTRAP (host:port): publish "
+    "to the raw topics, collect from detector.detections; the workers' rules and "
+    "correlation settings apply.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -254,11 +262,24 @@ def replay(
     progress_every: float,
     speed: float | None,
     sink_name: str | None,
+    kafka_bootstrap: str | None,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
     stdout (or --output), the inputs merged in event-time order."""
     spec = input_spec(**options)
+    if kafka_bootstrap is not None:
+        unsupported = {
+            "--rules": rule_dirs,
+            "--checkpoint": checkpoint_path,
+            "--sink": sink_name,
+            "--speed": speed,
+        }
+        given = [name for name, value in unsupported.items() if value]
+        if given:
+            raise click.UsageError(f"--kafka replays through the workers: no {', '.join(given)}")
+        _replay_through_kafka(kafka_bootstrap, spec, options["config"], output)
+        return
     unknown = sorted(set(only_sources) - set(spec.stage.registry.names))
     if unknown:
         known = ", ".join(spec.stage.registry.names)
@@ -368,6 +389,39 @@ def replay(
 
 #: detections appended to --output in one write
 _OUTPUT_BATCH = 1000
+
+
+def _replay_through_kafka(
+    bootstrap: str, spec: InputSpec, config: Path | None, output: Path | None
+) -> None:
+    """`replay --kafka`: the records to the workers' raw topics, their detections back."""
+    from detector.runtime.kafka.replay import KafkaReplay, ReplayTimeoutError, replay_through_kafka
+    from detector.runtime.kafka.topics import TopicNames
+
+    kafka = _settings(config).kafka
+    counts = RunCounts()
+    run = KafkaReplay(
+        bootstrap,
+        TopicNames(kafka.topic_prefix),
+        spec.stage.registry.names,
+        kafka.partitions,
+    )
+    with DeadLetterFile(spec.dead_letter) as letters:
+        events = normalized_events(spec.files, spec.stage, letters, counts, merged=True)
+        try:
+            detections = replay_through_kafka(run, events)
+        except ReplayTimeoutError as exc:
+            raise click.ClickException(str(exc)) from exc
+    lines = [line + b"\n" for line in detections]
+    if output is None:
+        sys.stdout.buffer.writelines(lines)
+        sys.stdout.buffer.flush()
+    else:
+        log = AppendLog(output)
+        log.append(*detections)
+        log.close()
+    _print_summary(counts, spec.dead_letter)
+    stderr.print(f"detections {len(detections)} (run {run.run})", highlight=False)
 
 
 def _event_time(text: str | None) -> datetime | None:
@@ -642,12 +696,31 @@ def _progress() -> Progress:
 
 @main.command()
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-def run(config: Path | None) -> None:
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    metavar="BOOTSTRAP",
+    help="Run as a worker of the Kafka runtime at BOOTSTRAP (host:port); also `kafka: "
+    "bootstrap:` in the config. Any number of workers share the work.",
+)
+def run(config: Path | None, kafka_bootstrap: str | None) -> None:
     """Run the live service: HTTP intake, rules, correlations, alert sinks, /metrics."""
     from detector.runtime.service import serve
 
     settings = _settings(config)
+    if kafka_bootstrap is not None:
+        kafka = settings.kafka.model_copy(update={"bootstrap": kafka_bootstrap})
+        settings = settings.model_copy(update={"kafka": kafka})
     try:
+        if settings.kafka.bootstrap is not None:
+            from detector.runtime.kafka.admin import KafkaSetupError
+            from detector.runtime.kafka.app import run_worker
+
+            try:
+                run_worker(settings)
+            except KafkaSetupError as exc:
+                raise click.ClickException(str(exc)) from exc
+            return
         serve(settings)
     except (
         ConfigError,

@@ -21,6 +21,7 @@ from pydantic_settings import (
 from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeSettings
 from detector.normalize.declared import DeclaredSource
+from detector.runtime.kafka.settings import KafkaSettings
 from detector.sinks.settings import SinksSettings
 from detector.sources.follow import FollowedFile
 
@@ -157,6 +158,7 @@ class Settings(BaseSettings):
     sinks: SinksSettings = Field(default_factory=SinksSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     identities: IdentitySettings = Field(default_factory=IdentitySettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @classmethod
     def settings_customise_sources(

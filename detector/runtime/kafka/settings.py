@@ -1,0 +1,42 @@
+"""The `kafka:` section of the configuration: where the broker is and the topics' shape."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class KafkaSettings(BaseModel):
+    """With a `bootstrap`, `detector run` is a worker of the Kafka runtime."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port...] of the brokers; null: embedded."
+    )
+    app_id: str = Field(
+        default="detector",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group of the workers and prefix of their changelog topics.",
+    )
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Put before every topic name (e.g. `staging.`).",
+    )
+    partitions: int = Field(
+        default=4, ge=1, description="Partitions of every topic the workers create."
+    )
+    replication_factor: int = Field(default=1, ge=1, description="Of every topic created.")
+    store: str = Field(
+        default="memory://",
+        pattern=r"^(memory|rocksdb)://",
+        description="Faust table store of the correlation state (the changelog topics hold "
+        "it either way; rocksdb:// keeps a local copy that restarts faster).",
+    )
+    batch: int = Field(default=500, ge=1, description="Records a stage takes at once.")
+    idle_after_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A raw partition with no records for this long stops holding back the "
+        "correlation watermark until it has records again.",
+    )
