@@ -77,6 +77,7 @@ class Worker:
             kafka.app_id,
             broker=[f"kafka://{host}" for host in kafka.bootstrap.split(",")],
             store=kafka.store,
+            datadir=kafka.data_dir,
             topic_partitions=kafka.partitions,
             topic_replication_factor=kafka.replication_factor,
             topic_disable_leader=True,

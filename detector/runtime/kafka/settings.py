@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -29,9 +31,13 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(default=1, ge=1, description="Of every topic created.")
     store: str = Field(
         default="memory://",
-        pattern=r"^(memory|rocksdb)://",
-        description="Faust table store of the correlation state (the changelog topics hold "
-        "it either way; rocksdb:// keeps a local copy that restarts faster).",
+        pattern=r"^memory://$",
+        description="Faust table store of the correlation state: in memory, rebuilt from "
+        "the compacted changelog topic when a worker gets a partition.",
+    )
+    data_dir: Path = Field(
+        default=Path("detector-kafka-data"),
+        description="The worker's local directory (Faust keeps its own files there).",
     )
     batch: int = Field(default=500, ge=1, description="Records a stage takes at once.")
     idle_after_seconds: float = Field(
