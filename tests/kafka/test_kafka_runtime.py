@@ -43,11 +43,13 @@ class Cluster:
                 "app_id": self.name,
                 "topic_prefix": f"{self.name}.",
                 "partitions": PARTITIONS,
+                # a killed worker's partitions move after this long
+                "session_timeout_seconds": 10,
                 "data_dir": str(self.directory / "data"),
             },
             "service": {
                 "metrics_port": None,
-                "log_level": "WARNING",
+                "log_level": "INFO",
                 "dead_letter": str(self.directory / "worker.dead.jsonl"),
             },
         }
@@ -142,6 +144,7 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
     replay = cluster.replay(wait=False)
     # mid-stream: once the workers have produced detections, and long before the end
     asyncio.run(wait_for_records(cluster.bootstrap, f"{cluster.name}.detector.detections", 50))
+    assert replay.poll() is None, "the replay was over before the kill"
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     cluster.start_worker()  # the partitions of the dead one move, then some come back

@@ -86,6 +86,8 @@ class Worker:
             value_serializer="raw",
             consumer_auto_offset_reset="earliest",
             processing_guarantee="at_least_once",
+            broker_session_timeout=kafka.session_timeout_seconds,
+            broker_heartbeat_interval=min(3.0, kafka.session_timeout_seconds / 3),
         )
         topic_options: dict[str, Any] = {
             "key_type": bytes,

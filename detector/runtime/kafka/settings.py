@@ -40,6 +40,12 @@ class KafkaSettings(BaseModel):
         description="The worker's local directory (Faust keeps its own files there).",
     )
     batch: int = Field(default=500, ge=1, description="Records a stage takes at once.")
+    session_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A worker silent for this long is considered dead and its partitions "
+        "move to the others.",
+    )
     idle_after_seconds: float = Field(
         default=30.0,
         gt=0,
