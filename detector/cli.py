@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -247,6 +248,13 @@ def normalize(**options: Any) -> None:
     "to the raw topics, collect from detector.detections; the workers' rules and "
     "correlation settings apply.",
 )
+@click.option(
+    "--kafka-deadline",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="With --kafka: fail if the workers have not finished the replay after SECONDS.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -263,6 +271,7 @@ def replay(
     speed: float | None,
     sink_name: str | None,
     kafka_bootstrap: str | None,
+    kafka_deadline: float,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
@@ -278,7 +287,7 @@ def replay(
         given = [name for name, value in unsupported.items() if value]
         if given:
             raise click.UsageError(f"--kafka replays through the workers: no {', '.join(given)}")
-        _replay_through_kafka(kafka_bootstrap, spec, options["config"], output)
+        _replay_through_kafka(kafka_bootstrap, spec, options["config"], output, kafka_deadline)
         return
     unknown = sorted(set(only_sources) - set(spec.stage.registry.names))
     if unknown:
@@ -392,20 +401,29 @@ _OUTPUT_BATCH = 1000
 
 
 def _replay_through_kafka(
-    bootstrap: str, spec: InputSpec, config: Path | None, output: Path | None
+    bootstrap: str, spec: InputSpec, config: Path | None, output: Path | None, deadline: float
 ) -> None:
     """`replay --kafka`: the records to the workers' raw topics, their detections back."""
+    from detector.runtime.kafka.admin import KafkaSetupError, ensure_topics
     from detector.runtime.kafka.replay import KafkaReplay, ReplayTimeoutError, replay_through_kafka
-    from detector.runtime.kafka.topics import TopicNames
+    from detector.runtime.kafka.topics import TopicNames, changelog_topic
 
-    kafka = _settings(config).kafka
+    settings = _settings(config)
+    kafka = settings.kafka.model_copy(update={"bootstrap": bootstrap})
+    settings = settings.model_copy(update={"kafka": kafka})
     counts = RunCounts()
     run = KafkaReplay(
         bootstrap,
         TopicNames(kafka.topic_prefix),
         spec.stage.registry.names,
         kafka.partitions,
+        deadline_seconds=deadline,
     )
+    raw_topics = run.names.raws(run.sources)
+    try:  # the workers may not have made them yet
+        asyncio.run(ensure_topics(settings, raw_topics, changelog_topic(kafka.app_id)))
+    except KafkaSetupError as exc:
+        raise click.ClickException(str(exc)) from exc
     with DeadLetterFile(spec.dead_letter) as letters:
         events = normalized_events(spec.files, spec.stage, letters, counts, merged=True)
         try:

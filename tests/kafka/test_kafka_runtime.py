@@ -69,6 +69,7 @@ class Cluster:
         command = [
             sys.executable, "-m", "detector", "replay", *LOGS, "--config", str(self.config),
             "--kafka", self.bootstrap, "--dead-letter", str(self.directory / "replay.dead"),
+            "--kafka-deadline", str(REPLAY_DEADLINE - 30),
         ]  # fmt: skip
         process = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -119,6 +120,16 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     return lines
 
 
+def differences(got: list[bytes], expected: list[bytes]) -> str:
+    """Which detections are missing or extra, by rule and id (for the assertion)."""
+    lines = []
+    for name, items in (("missing", set(expected) - set(got)), ("extra", set(got) - set(expected))):
+        for item in sorted(items)[:20]:
+            detection = orjson.loads(item)
+            lines.append(f"{name}: {detection['rule']['title']} {detection['id']}")
+    return "\n".join(lines) or f"{len(got)} vs {len(expected)} detections"
+
+
 def detections_of(process: subprocess.Popen[bytes], cluster: Cluster) -> list[bytes]:
     stdout, stderr = process.communicate(timeout=REPLAY_DEADLINE)
     assert process.returncode == 0, stderr.decode() + cluster.logs()
@@ -132,8 +143,7 @@ def test_kafka_workers_give_the_embedded_detections(
     for _ in range(workers):
         cluster.start_worker()
     got = detections_of(cluster.replay(wait=False), cluster)
-    assert len(got) == len(embedded)
-    assert got == embedded
+    assert got == embedded, differences(got, embedded)
 
 
 def test_a_worker_killed_mid_stream_changes_no_detection(
@@ -149,7 +159,7 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
     victim.wait()
     cluster.start_worker()  # the partitions of the dead one move, then some come back
     got = detections_of(replay, cluster)
-    assert got == embedded
+    assert got == embedded, differences(got, embedded)
 
 
 def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Cluster) -> None:

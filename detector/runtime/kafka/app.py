@@ -41,18 +41,12 @@ from detector.sources.records import RawRecord
 
 from .control import END, IDLE, START, TICK, control_headers, control_kind, encode
 from .stages import PartitionCorrelator, RawOutput, RawStage
-from .topics import TopicNames
+from .topics import STATE_TABLE, TopicNames, changelog_topic
 
 log = logging.getLogger("detector.kafka")
 
-STATE_TABLE = "correlation-state"
 #: how long a stage waits to fill a batch (s)
 BATCH_WITHIN = 0.05
-
-
-def changelog_topic(settings: Settings) -> str:
-    """The topic Faust keeps the correlation state table in."""
-    return f"{settings.kafka.app_id}-{STATE_TABLE}-changelog"
 
 
 class Worker:
@@ -125,8 +119,11 @@ class Worker:
     async def _raw_batch(self, batch: Sequence[EventT[bytes]]) -> None:
         newest: dict[str, int] = {}
         now = time.monotonic()
+        owned = self.app.consumer.assignment()
         for event in batch:
             message = event.message
+            if message.tp not in owned:
+                continue  # revoked while it waited in the batch: its new owner reads it
             upstream = f"{message.topic}:{message.partition}"
             self.activity[message.tp] = (now, False)
             kind = control_kind(message.headers)
@@ -198,8 +195,12 @@ class Worker:
     async def correlate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
             touched: set[int] = set()
+            owned = self.app.consumer.assignment()
             for event in batch:
                 message = event.message
+                if message.tp not in owned:
+                    # revoked while it waited in the batch: the new owner has the state
+                    continue
                 correlator = self._correlator(message.partition)
                 decided = correlator.take(
                     message.offset, control_kind(message.headers), event.value
@@ -258,5 +259,5 @@ def run_worker(settings: Settings) -> None:
     from .admin import ensure_topics
 
     worker = Worker(settings)
-    asyncio.run(ensure_topics(settings, worker.raw_names, changelog_topic(settings)))
+    asyncio.run(ensure_topics(settings, worker.raw_names, changelog_topic(settings.kafka.app_id)))
     faust.Worker(worker.app, loglevel=settings.service.log_level.lower()).execute_from_commandline()

@@ -46,7 +46,13 @@ class KafkaReplay:
     sources: list[str]
     partitions: int
     deadline_seconds: float = 600.0
+    #: publish at most this many events per second (None: as fast as possible)
+    rate: float | None = None
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: when each event was handed to the producer, and each detection first arrived
+    #: (monotonic seconds): what the latency benchmark reads
+    sent: dict[str, float] = field(default_factory=dict)
+    arrived: dict[bytes, float] = field(default_factory=dict)
 
     async def __call__(self, events: Iterable[Event]) -> list[bytes]:
         """Publish `events`' raw records; the run's detections (JSON), each once, in
@@ -63,8 +69,14 @@ class KafkaReplay:
             # only what the workers write after this point belongs to the run
             for tp, offset in (await consumer.end_offsets(detections_tps)).items():
                 consumer.seek(tp, offset)
-            await self._publish(producer, events)
-            return await self._collect(consumer)
+            # collected while publishing, so arrival times are true ones
+            collecting = asyncio.create_task(self._collect(consumer))
+            try:
+                await self._publish(producer, events)
+            except BaseException:
+                collecting.cancel()
+                raise
+            return await collecting
         finally:
             await producer.stop()
             await consumer.stop()
@@ -73,8 +85,14 @@ class KafkaReplay:
         marker = encode({"run": self.run})
         raw_topics = self.names.raws(self.sources)
         await self._to_every_partition(producer, raw_topics, START, marker)
-        for event in events:
+        started = time.monotonic()
+        for count, event in enumerate(events):
+            if self.rate is not None:
+                due = started + count / self.rate
+                if due > time.monotonic():
+                    await asyncio.sleep(due - time.monotonic())
             await producer.send(self.names.raw(event.event_source), orjson.dumps(event.raw))
+            self.sent[event.event_id] = time.monotonic()
         await self._to_every_partition(producer, raw_topics, END, marker)
         await producer.flush()
 
@@ -95,10 +113,12 @@ class KafkaReplay:
         while any(len(marks) < senders for marks in ended.values()):
             left = deadline - time.monotonic()
             if left <= 0:
-                waiting = sum(senders - len(marks) for marks in ended.values())
+                seen = set().union(*ended.values())
+                incomplete = sorted(p for p, marks in ended.items() if len(marks) < senders)
                 raise ReplayTimeoutError(
-                    f"the workers did not finish within {self.deadline_seconds:.0f}s "
-                    f"({waiting} end markers missing): are workers running on these topics?"
+                    f"the workers did not finish within {self.deadline_seconds:.0f}s: "
+                    f"detections partitions {incomplete} lack end markers; ended so far: "
+                    f"{', '.join(sorted(seen)) or 'none'}; are workers running on these topics?"
                 )
             batch = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
             for tp, records in batch.items():
@@ -111,6 +131,7 @@ class KafkaReplay:
                     elif kind is None and record.value is not None:
                         detection = orjson.loads(record.value)
                         found[record.value] = (detection["@timestamp"], detection["id"])
+                        self.arrived.setdefault(record.value, time.monotonic())
         return sorted(found, key=found.__getitem__)
 
 

@@ -6,6 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 RAW_PREFIX = "audit.raw."
+#: the Faust table of the correlators' state
+STATE_TABLE = "correlation-state"
+
+
+def changelog_topic(app_id: str) -> str:
+    """The topic Faust keeps the correlation state table in (named by Faust's rule)."""
+    return f"{app_id}-{STATE_TABLE}-changelog"
 
 
 @dataclass(frozen=True, slots=True)
