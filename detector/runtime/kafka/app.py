@@ -119,11 +119,8 @@ class Worker:
     async def _raw_batch(self, batch: Sequence[EventT[bytes]]) -> None:
         newest: dict[str, int] = {}
         now = time.monotonic()
-        owned = self.app.consumer.assignment()
         for event in batch:
             message = event.message
-            if message.tp not in owned:
-                continue  # revoked while it waited in the batch: its new owner reads it
             upstream = f"{message.topic}:{message.partition}"
             self.activity[message.tp] = (now, False)
             kind = control_kind(message.headers)
@@ -195,12 +192,8 @@ class Worker:
     async def correlate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
             touched: set[int] = set()
-            owned = self.app.consumer.assignment()
             for event in batch:
                 message = event.message
-                if message.tp not in owned:
-                    # revoked while it waited in the batch: the new owner has the state
-                    continue
                 correlator = self._correlator(message.partition)
                 decided = correlator.take(
                     message.offset, control_kind(message.headers), event.value
