@@ -10,12 +10,6 @@ import pytest
 from .brokers import BrokerUnavailableError, broker_kind, running_broker
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/kafka/" in str(item.path).replace("\\", "/"):
-            item.add_marker(pytest.mark.kafka)
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     kind = broker_kind()

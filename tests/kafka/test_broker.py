@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+pytestmark = pytest.mark.kafka
 
 
 async def test_records_round_trip_through_a_consumer_group(kafka_bootstrap: str) -> None:

@@ -21,6 +21,8 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+pytestmark = pytest.mark.kafka
+
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = [str(path) for path in sorted((ROOT / "replay").glob("[0-9][0-9]-*/logs"))]
 PARTITIONS = 4
