@@ -75,3 +75,15 @@ def test_control_kind_reads_the_header_and_ignores_others():
     assert control_kind([("other", b"end")]) is None
     assert control_kind([("detector-control", b"bogus")]) is None
     assert control_kind(None) is None
+
+
+def test_a_new_run_forgets_what_an_upstream_said_before_it():
+    clock = UpstreamClock(1)
+    clock.start("raw:0", "run-1")
+    clock.end("raw:0", "run-1")
+    clock.complete()
+    clock.saw("raw:0", 10**9)  # a tick of the first run's last records, after its end
+    clock.start("raw:0", "run-2")
+    assert clock.watermark() is None  # the second run's events may be older
+    clock.saw("raw:0", 5)
+    assert clock.watermark() == 5

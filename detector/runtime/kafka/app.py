@@ -125,6 +125,9 @@ class Worker:
             self.activity[message.tp] = (now, False)
             kind = control_kind(message.headers)
             if kind in (START, END):
+                moment = newest.pop(upstream, None)
+                if moment is not None:  # the tick of what came before, before the control
+                    await self._to_every_hits_partition(TICK, encode({"u": upstream, "t": moment}))
                 run = encode({"u": upstream, "run": _run_of(event.value)})
                 await self._to_every_hits_partition(kind, run)
                 if kind == END:

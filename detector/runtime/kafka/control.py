@@ -81,7 +81,7 @@ class UpstreamClock:
         if run != self.run:
             self.run, self.started, self.ended = run, set(), set()
         self.started.add(upstream)
-        self.newest.setdefault(upstream, None)
+        self.newest[upstream] = None  # what it sent before the run says nothing of it
         self.idle.discard(upstream)
 
     def end(self, upstream: str, run: str) -> None:
