@@ -222,6 +222,11 @@ class Worker:
         correlator = PartitionCorrelator(self.new_engine, self.upstreams)
         if saved is not None:
             correlator.restore(saved)
+        log.info(
+            "correlation state of hits partition %d: %s",
+            partition,
+            "new" if saved is None else f"restored at offset {correlator.offset}",
+        )
         self.correlators[partition] = (correlator, saved)
         return correlator
 
