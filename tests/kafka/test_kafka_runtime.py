@@ -21,8 +21,6 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from .brokers import broker_kind
-
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,12 +148,6 @@ def test_kafka_workers_give_the_embedded_detections(
     assert got == embedded, differences(got, embedded)
 
 
-@pytest.mark.xfail(
-    broker_kind() == "apache",
-    reason="on Apache Kafka some runs lose correlation state when the killed worker's "
-    "partitions move (missing first-seen detections); Tansu passes every run",
-    strict=False,
-)
 def test_a_worker_killed_mid_stream_changes_no_detection(
     cluster: Cluster, embedded: list[bytes]
 ) -> None:

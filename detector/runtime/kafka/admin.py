@@ -5,6 +5,12 @@ like `detector.hits`, and a group must keep its partition, so a topic with anoth
 is an error to fix by hand (or with another `topic_prefix`), never something to change
 under running workers. The state changelog is compacted: only the newest state of each
 partition matters.
+
+Every partition of a new topic the workers consume starts with a no-op control record,
+and the workers' group starts there with offset 1 committed: Faust refuses to commit
+past a gap at the head of what it has acknowledged only when a committed offset above
+zero exists, so without one a rebalance in the first seconds could commit past records
+nobody processed.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from detector.config import Settings
 
+from .control import NOOP, control_headers
 from .topics import TopicNames
 
 
@@ -52,6 +60,8 @@ async def ensure_topics(settings: Settings, raw_topics: Sequence[str], changelog
             # another worker may create them at the same time
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
+                consumed = [*raw_topics, TopicNames(kafka.topic_prefix).hits]
+                await _start_group([t.name for t in missing if t.name in consumed], settings)
         present = sorted(name for name in wanted if name in existing)
         if present:
             wrong = []
@@ -69,3 +79,36 @@ async def ensure_topics(settings: Settings, raw_topics: Sequence[str], changelog
         raise KafkaSetupError(f"Kafka at {kafka.bootstrap}: {exc}") from exc
     finally:
         await admin.close()
+
+
+async def _start_group(topics: Sequence[str], settings: Settings) -> None:
+    """A no-op record at the start of every partition of `topics`, and offset 1 committed
+    for the workers' group (which has no members yet: the topics are new) where it is
+    at offset 0."""
+    kafka = settings.kafka
+    if not topics:
+        return
+    tps = [TopicPartition(topic, p) for topic in topics for p in range(kafka.partitions)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        headers = control_headers(NOOP)
+        sent = [
+            await producer.send(tp.topic, b"{}", partition=tp.partition, headers=headers)
+            for tp in tps
+        ]
+        # a producer may have been first: never commit past a record of someone else
+        first = [tp for tp, future in zip(tps, sent, strict=True) if (await future).offset == 0]
+    finally:
+        await producer.stop()
+    if not first:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, group_id=kafka.app_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(first)
+        await consumer.commit(dict.fromkeys(first, 1))
+    finally:
+        await consumer.stop()

@@ -24,7 +24,9 @@ import orjson
 #: the Kafka header that marks a control record; its value is the kind
 HEADER = "detector-control"
 START, TICK, IDLE, END = "start", "tick", "idle", "end"
-KINDS = frozenset({START, TICK, IDLE, END})
+#: the first record of every partition a new topic gets (see `admin.ensure_topics`)
+NOOP = "noop"
+KINDS = frozenset({START, TICK, IDLE, END, NOOP})
 
 
 def control_kind(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> str | None:

@@ -35,7 +35,7 @@ from detector.normalize import NormalizeStage
 from detector.pipeline import DetectionStage
 from detector.sources.records import RawRecord
 
-from .control import END, IDLE, START, TICK, UpstreamClock
+from .control import END, IDLE, NOOP, START, TICK, UpstreamClock
 from .partitioning import HitPartitioner
 
 STATE_FORMAT = 1
@@ -121,6 +121,8 @@ class PartitionCorrelator:
             self.redelivered += 1
             return decided
         self.offset = offset
+        if kind == NOOP:
+            return decided
         body = orjson.loads(value)
         upstream = body["u"]
         if kind is None:
