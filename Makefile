@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck rules unit demo schemas search-engines
+.PHONY: install test lint typecheck rules unit demo schemas search-engines kafka-apache-jars \
+	test-kafka-apache
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +28,13 @@ rules:
 	$(BIN)/detector rules lint rules
 	$(BIN)/detector rules test rules
 
-unit:
+# Every test; the Kafka-marked ones on Tansu. The SIEM tests start the search engines
+# fetched below, so they are fetched first.
+unit: search-engines
 	$(BIN)/pytest
 
-# What CI runs: lint, types, the rule pack, then every test.
-test: lint typecheck rules unit
+# What CI runs: lint, types, the rule pack, every test, then the Kafka tests on Apache Kafka.
+test: lint typecheck rules unit test-kafka-apache
 
 # The main job: replay a shipped incident scenario through the shipped rule pack.
 demo:
@@ -54,3 +57,18 @@ $(SEARCH_CACHE)/elasticsearch-%.zip:
 $(SEARCH_CACHE)/opensearch-%.zip:
 	mvn -q -B dependency:copy -DoutputDirectory=$(SEARCH_CACHE) \
 	  -Dartifact=org.opensearch.distribution.integ-test-zip:opensearch:$*:zip
+
+# Apache Kafka for the kafka-marked tests (they run on Tansu by default): its jars from
+# Maven Central into the user's cache, once.
+KAFKA_VERSION := 4.1.0
+KAFKA_JARS := $(HOME)/.cache/detector-test/kafka-$(KAFKA_VERSION)
+
+kafka-apache-jars: $(KAFKA_JARS)/kafka_2.13-$(KAFKA_VERSION).jar
+
+$(KAFKA_JARS)/kafka_2.13-$(KAFKA_VERSION).jar: tests/kafka/apache-kafka/pom.xml
+	mvn -q -f tests/kafka/apache-kafka/pom.xml dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(KAFKA_JARS)
+
+# The Kafka runtime's tests again, on Apache Kafka (KRaft, one node).
+test-kafka-apache: kafka-apache-jars
+	DETECTOR_TEST_KAFKA=apache $(BIN)/pytest -m kafka

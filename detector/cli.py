@@ -335,6 +335,21 @@ rules_option = click.option(
     callback=lambda _ctx, _param, value: _sort_key(value),
     help="es://, os:// inputs: start after this sort key (JSON), as printed at the end.",
 )
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    metavar="BOOTSTRAP",
+    help="Replay through the workers of the Kafka runtime at BOOTSTRAP (host:port): publish "
+    "to the raw topics, collect from detector.detections; the workers' rules and "
+    "correlation settings apply.",
+)
+@click.option(
+    "--kafka-deadline",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="With --kafka: fail if the workers have not finished the replay after SECONDS.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -356,6 +371,8 @@ def replay(
     query: str | None,
     resume_after: list[Any] | None,
     page_size: int,
+    kafka_bootstrap: str | None,
+    kafka_deadline: float,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
@@ -367,6 +384,21 @@ def replay(
     if resume_after is not None and from_checkpoint:
         raise click.UsageError("--resume-after and --from-checkpoint: choose one")
     spec = input_spec(paths, **options)
+    if kafka_bootstrap is not None:
+        unsupported = {
+            "--rules": rule_dirs,
+            "--checkpoint": checkpoint_path,
+            "--sink": sink_name,
+            "--speed": speed,
+            "--report": report_path,
+            "--playbooks": playbook_paths,
+            "es:// or os:// inputs": index,
+        }
+        given = [name for name, value in unsupported.items() if value]
+        if given:
+            raise click.UsageError(f"--kafka replays through the workers: no {', '.join(given)}")
+        _replay_through_kafka(kafka_bootstrap, spec, options["config"], output, kafka_deadline)
+        return
     reader = None
     if index is not None:
         kind, name = index
@@ -762,6 +794,48 @@ def _sort_key(text: str | None) -> list[Any] | None:
 _OUTPUT_BATCH = 1000
 
 
+def _replay_through_kafka(
+    bootstrap: str, spec: InputSpec, config: Path | None, output: Path | None, deadline: float
+) -> None:
+    """`replay --kafka`: the records to the workers' raw topics, their detections back."""
+    from detector.runtime.kafka.admin import KafkaSetupError, ensure_topics
+    from detector.runtime.kafka.replay import KafkaReplay, ReplayTimeoutError, replay_through_kafka
+    from detector.runtime.kafka.topics import TopicNames, changelog_topic
+
+    settings = _settings(config)
+    kafka = settings.kafka.model_copy(update={"bootstrap": bootstrap})
+    settings = settings.model_copy(update={"kafka": kafka})
+    counts = RunCounts()
+    run = KafkaReplay(
+        bootstrap,
+        TopicNames(kafka.topic_prefix),
+        spec.stage.registry.names,
+        kafka.partitions,
+        deadline_seconds=deadline,
+    )
+    raw_topics = run.names.raws(run.sources)
+    try:  # the workers may not have made them yet
+        asyncio.run(ensure_topics(settings, raw_topics, changelog_topic(kafka.app_id)))
+    except KafkaSetupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with DeadLetterFile(spec.dead_letter) as letters:
+        events = normalized_events(spec.files, spec.stage, letters, counts, merged=True)
+        try:
+            detections = replay_through_kafka(run, events)
+        except ReplayTimeoutError as exc:
+            raise click.ClickException(str(exc)) from exc
+    lines = [line + b"\n" for line in detections]
+    if output is None:
+        sys.stdout.buffer.writelines(lines)
+        sys.stdout.buffer.flush()
+    else:
+        log = AppendLog(output)
+        log.append(*detections)
+        log.close()
+    _print_summary(counts, spec.dead_letter)
+    stderr.print(f"detections {len(detections)} (run {run.run})", highlight=False)
+
+
 def _event_time(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -1094,12 +1168,31 @@ def _progress(counts: RunCounts) -> Progress:
 
 @main.command()
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-def run(config: Path | None) -> None:
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    metavar="BOOTSTRAP",
+    help="Run as a worker of the Kafka runtime at BOOTSTRAP (host:port); also `kafka: "
+    "bootstrap:` in the config. Any number of workers share the work.",
+)
+def run(config: Path | None, kafka_bootstrap: str | None) -> None:
     """Run the live service: HTTP intake, rules, correlations, alert sinks, /metrics."""
     from detector.runtime.service import serve
 
     settings = _settings(config)
+    if kafka_bootstrap is not None:
+        kafka = settings.kafka.model_copy(update={"bootstrap": kafka_bootstrap})
+        settings = settings.model_copy(update={"kafka": kafka})
     try:
+        if settings.kafka.bootstrap is not None:
+            from detector.runtime.kafka.admin import KafkaSetupError
+            from detector.runtime.kafka.app import run_worker
+
+            try:
+                run_worker(settings)
+            except KafkaSetupError as exc:
+                raise click.ClickException(str(exc)) from exc
+            return
         serve(settings)
     except (
         ConfigError,

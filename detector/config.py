@@ -22,6 +22,7 @@ from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeSettings
 from detector.normalize.declared import DeclaredSource
 from detector.respond.settings import RespondersSettings
+from detector.runtime.kafka.settings import KafkaSettings
 from detector.search.connection import SearchConnection
 from detector.sinks.settings import SinksSettings
 from detector.sources.follow import FollowedFile
@@ -164,6 +165,7 @@ class Settings(BaseSettings):
         default_factory=SearchConnection,
         description="The Elasticsearch/OpenSearch cluster `replay es://INDEX` reads.",
     )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @classmethod
     def settings_customise_sources(

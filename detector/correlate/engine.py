@@ -92,6 +92,11 @@ def to_datetime(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
+def evidence_of(event: Event, time: int) -> Ev:
+    """An event as correlation evidence; `time` is its timestamp in microseconds."""
+    return (event.event_id, time, event.event_source, event.event_action, event.user_name, ())
+
+
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     """How far events may arrive out of order, and the bounds on state."""
@@ -209,32 +214,37 @@ class CorrelationEngine:
         out: list[Detection | DeadLetter] = []
         time = microseconds(event.timestamp)
         hits = self._event_hits(event, matched)
-        if hits:
+        if hits and not self.offer(time, evidence_of(event, time), hits):
             mark = self._watermark()
-            if mark is not None and time < mark:
-                self.stats.late += 1
-                out.append(_late(event, mark))
-            else:
-                self._sequence += 1
-                evidence: Ev = (
-                    event.event_id,
-                    time,
-                    event.event_source,
-                    event.event_action,
-                    event.user_name,
-                    (),
-                )
-                entry = (
-                    time,
-                    event.event_source,
-                    event.event_id,
-                    self._sequence,
-                    (evidence,),
-                    hits,
-                )
-                heapq.heappush(self._buffer, entry)
-        if self._newest is None or time > self._newest:
-            self._newest = time
+            assert mark is not None
+            out.append(_late(event, mark))
+        out.extend(self.advance(time))
+        return out
+
+    def hits(self, event: Event, matched: Iterable[CompiledRule]) -> tuple[Hit, ...]:
+        """What `event` contributes to each (correlation, group), without taking it: for a
+        runtime that correlates elsewhere (the Kafka correlators)."""
+        return self._event_hits(event, matched)
+
+    def offer(self, time: int, evidence: Ev, hits: tuple[Hit, ...]) -> bool:
+        """Buffer one event's `hits` (from `hits`) until the watermark passes `time`;
+        False, and nothing taken, when it is already late."""
+        mark = self._watermark()
+        if mark is not None and time < mark:
+            self.stats.late += 1
+            return False
+        self._sequence += 1
+        heapq.heappush(
+            self._buffer, (time, evidence[2], evidence[0], self._sequence, (evidence,), hits)
+        )
+        return True
+
+    def advance(self, newest: int) -> list[Detection | DeadLetter]:
+        """The newest event time is now `newest` (µs) if it is later than before: release
+        events and decide what the watermark passed."""
+        out: list[Detection | DeadLetter] = []
+        if self._newest is None or newest > self._newest:
+            self._newest = newest
             mark = self._watermark()
             if mark is not None:
                 self._advance(mark, out)
@@ -641,9 +651,14 @@ def _group_text(group: Mapping[str, str] | None) -> str:
 
 
 def _late(event: Event, mark: int) -> DeadLetter:
+    time = microseconds(event.timestamp)
+    return late_letter(time, event.event_source, event.event_id, orjson.dumps(event.raw), mark)
+
+
+def late_letter(time: int, source: str, event_id: str, data: bytes, mark: int) -> DeadLetter:
+    """The dead letter of an event at `time` that came after the watermark `mark` (µs)."""
     reason = (
-        f"late: event time {format_timestamp(event.timestamp)} is before the correlation "
+        f"late: event time {format_timestamp(to_datetime(time))} is before the correlation "
         f"watermark {format_timestamp(to_datetime(mark))}"
     )
-    origin = f"{event.event_source}:{event.event_id}"
-    return DeadLetter(reason, origin, orjson.dumps(event.raw), event.event_source)
+    return DeadLetter(reason, f"{source}:{event_id}", data, source)

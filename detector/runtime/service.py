@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -75,6 +76,8 @@ class RuleSet:
     staged: frozenset[str]  # rule ids of `status: experimental` rules
     rules: int
     correlations: int
+    #: a fresh engine of the same correlations (one per partition in the Kafka runtime)
+    new_engine: Callable[[], CorrelationEngine]
 
 
 def build_rule_set(settings: Settings, registry: SourceRegistry) -> RuleSet:
@@ -93,19 +96,21 @@ def compile_rule_set(settings: Settings, registry: SourceRegistry) -> RuleSet | 
     if loaded.errors or correlations.errors:
         return [*loaded.errors, *correlations.errors]
     router = RuleRouter(loaded.rules, registry.routes())
-    engine = CorrelationEngine(
+    new_engine = partial(
+        CorrelationEngine,
         correlations,
         EngineSettings(
             allowed_lateness=timedelta(seconds=settings.correlation.allowed_lateness_seconds),
             max_groups=settings.correlation.max_groups,
         ),
     )
+    engine = new_engine()
     staged = {r.id for r in loaded.rules if r.id and r.status == "experimental"}
     staged |= {
         c.ref.id for c in correlations.rules if str(c.sigma.status or "").endswith("experimental")
     }
     stage = DetectionStage(router, engine)
-    return RuleSet(stage, frozenset(staged), len(loaded.rules), len(correlations.rules))
+    return RuleSet(stage, frozenset(staged), len(loaded.rules), len(correlations.rules), new_engine)
 
 
 class Service:

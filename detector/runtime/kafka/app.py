@@ -1,0 +1,264 @@
+"""The Faust application of a worker: the stages of `stages` wired to topics and a table.
+
+- `normalize_and_match` reads every `audit.raw.<source>` topic: events to
+  `audit.events`, dead letters (with the reason) to `detector.deadletter`, single-event
+  detections to `detector.detections`, correlation hits to `detector.hits` keyed by
+  (correlation, group); after each batch, a tick with its partition's newest event time to
+  every hits partition. Replay control records (start, end) are passed on.
+- `correlate` reads `detector.hits`: one `PartitionCorrelator` per partition, its state
+  saved after each batch in the table `correlation-state` (changelog-backed, compacted),
+  in the changelog partition of the hits partition, so whichever worker gets the
+  partition gets its state. Detections to `detector.detections`.
+
+Normalizing and matching are stateless and run in one agent: a separate hop through
+`audit.events` would add a network round trip and a second watermark merge for nothing.
+`audit.events` is still written, for subscribers.
+
+Delivery is at least once; the results are exactly once: every stage's output is a
+function of its input, detection ids are deterministic, and each correlator skips what
+it has already taken (hits offsets and upstream positions are in its saved state), so a
+worker that dies and is replaced sends at most the same detections again. Readers
+deduplicate by id (`detector replay --kafka` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import faust
+from faust.types import TP, EventT
+
+from detector.config import Settings
+from detector.detections import Detection
+from detector.normalize import NormalizeStage
+from detector.normalize.builtin import build_registry
+from detector.runtime.service import build_rule_set
+from detector.sources.records import RawRecord
+
+from .control import END, IDLE, START, TICK, control_headers, control_kind, encode
+from .stages import PartitionCorrelator, RawOutput, RawStage
+from .topics import STATE_TABLE, TopicNames, changelog_topic
+
+log = logging.getLogger("detector.kafka")
+
+#: how long a stage waits to fill a batch (s)
+BATCH_WITHIN = 0.05
+
+
+class Worker:
+    """One worker process's Faust app and the stages it runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        kafka = settings.kafka
+        if kafka.bootstrap is None:
+            raise ValueError("the Kafka runtime needs kafka.bootstrap")
+        self.settings = settings
+        self.names = TopicNames(kafka.topic_prefix)
+        registry = build_registry(settings.sources)
+        identities = settings.identities.load(registry.names)
+        rule_set = build_rule_set(settings, registry)
+        normalize = NormalizeStage(registry, identities=identities)
+        self.raw_stage = RawStage(normalize, rule_set.stage, kafka.partitions)
+        self.new_engine = rule_set.new_engine
+        self.partitions = kafka.partitions
+        self.raw_names = self.names.raws(registry.names)
+        self.upstreams = len(self.raw_names) * kafka.partitions
+        self.app = faust.App(
+            kafka.app_id,
+            broker=[f"kafka://{host}" for host in kafka.bootstrap.split(",")],
+            store=kafka.store,
+            datadir=kafka.data_dir,
+            topic_partitions=kafka.partitions,
+            topic_replication_factor=kafka.replication_factor,
+            topic_disable_leader=True,
+            web_enabled=False,
+            key_serializer="raw",
+            value_serializer="raw",
+            consumer_auto_offset_reset="earliest",
+            processing_guarantee="at_least_once",
+            broker_session_timeout=kafka.session_timeout_seconds,
+            broker_heartbeat_interval=min(3.0, kafka.session_timeout_seconds / 3),
+        )
+        topic_options: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+            "partitions": kafka.partitions,
+        }
+        self.raw_topic = self.app.topic(*self.raw_names, **topic_options)
+        self.events_topic = self.app.topic(self.names.events, **topic_options)
+        self.hits_topic = self.app.topic(self.names.hits, **topic_options)
+        self.detections_topic = self.app.topic(self.names.detections, **topic_options)
+        self.deadletter_topic = self.app.topic(self.names.deadletter, **topic_options)
+        self.table = self.app.Table(
+            STATE_TABLE,
+            partitions=kafka.partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        self.correlators: dict[int, tuple[PartitionCorrelator, bytes | None]] = {}
+        #: raw partition -> (monotonic time of its last record, idle sent)
+        self.activity: dict[TP, tuple[float, bool]] = {}
+        self.app.agent(self.raw_topic, name="normalize-and-match")(self.normalize_and_match)
+        self.app.agent(self.hits_topic, name="correlate")(self.correlate)
+        self.app.timer(max(kafka.idle_after_seconds / 4, 0.5))(self.send_idle)
+        self.batch = kafka.batch
+        self.idle_after = kafka.idle_after_seconds
+
+    # -- raw stage ---------------------------------------------------------------------
+
+    async def normalize_and_match(self, stream: faust.StreamT[bytes]) -> None:
+        async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
+            await self._raw_batch(batch)
+
+    async def _raw_batch(self, batch: Sequence[EventT[bytes]]) -> None:
+        newest: dict[str, int] = {}
+        now = time.monotonic()
+        for event in batch:
+            message = event.message
+            upstream = f"{message.topic}:{message.partition}"
+            self.activity[message.tp] = (now, False)
+            kind = control_kind(message.headers)
+            if kind in (START, END):
+                moment = newest.pop(upstream, None)
+                if moment is not None:  # the tick of what came before, before the control
+                    await self._to_every_hits_partition(TICK, encode({"u": upstream, "t": moment}))
+                run = encode({"u": upstream, "run": _run_of(event.value)})
+                await self._to_every_hits_partition(kind, run)
+                if kind == END:
+                    await self._end_marker(upstream, _run_of(event.value))
+                continue
+            if kind is not None:
+                continue
+            raw = RawRecord(
+                event.value,
+                f"{message.topic}:{message.partition}:{message.offset}",
+                self.names.source_of(message.topic),
+            )
+            out = self.raw_stage.process(raw, upstream, message.offset)
+            await self._send_raw_output(out)
+            if out.newest is not None and out.newest > newest.get(upstream, out.newest - 1):
+                newest[upstream] = out.newest
+        for upstream, moment in newest.items():
+            await self._to_every_hits_partition(TICK, encode({"u": upstream, "t": moment}))
+        await self.app.producer.flush()
+
+    async def _send_raw_output(self, out: RawOutput) -> None:
+        for letter in out.dead_letters:
+            await self.deadletter_topic.send(key=letter.origin.encode(), value=letter.to_json())
+        for normalized in out.events:
+            await self.events_topic.send(
+                key=normalized.event_id.encode(), value=normalized.to_json()
+            )
+        await self._send_detections(out.detections)
+        for partition, value in out.hits:
+            await self.hits_topic.send(value=value, partition=partition)
+
+    async def _send_detections(self, detections: Iterable[Detection]) -> None:
+        for detection in detections:
+            await self.detections_topic.send(key=detection.id.encode(), value=detection.to_json())
+
+    async def _to_every_hits_partition(self, kind: str, value: bytes) -> None:
+        for partition in range(self.partitions):
+            await self.hits_topic.send(
+                value=value, partition=partition, headers=control_headers(kind)
+            )
+
+    async def _end_marker(self, sender: str, run: str) -> None:
+        """Everything `sender` sends to the detections for `run` is before this."""
+        value = encode({"u": sender, "run": run})
+        for partition in range(self.partitions):
+            await self.detections_topic.send(
+                value=value, partition=partition, headers=control_headers(END)
+            )
+
+    async def send_idle(self) -> None:
+        """Raw partitions of this worker without records for a while stop holding back
+        the watermark."""
+        now = time.monotonic()
+        for tp in self.app.consumer.assignment():
+            if tp.topic not in self.raw_names:
+                continue
+            last, sent = self.activity.setdefault(tp, (now, False))
+            if not sent and now - last >= self.idle_after:
+                self.activity[tp] = (last, True)
+                upstream = f"{tp.topic}:{tp.partition}"
+                await self._to_every_hits_partition(IDLE, encode({"u": upstream}))
+
+    # -- correlation ---------------------------------------------------------------------
+
+    async def correlate(self, stream: faust.StreamT[bytes]) -> None:
+        async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
+            touched: set[int] = set()
+            for event in batch:
+                message = event.message
+                correlator = self._correlator(message.partition)
+                decided = correlator.take(
+                    message.offset, control_kind(message.headers), event.value
+                )
+                touched.add(message.partition)
+                for letter in decided.dead_letters:
+                    await self.deadletter_topic.send(
+                        key=letter.origin.encode(), value=letter.to_json()
+                    )
+                await self._send_detections(decided.detections)
+                if decided.finished_run is not None:
+                    await self._end_marker(f"hits:{message.partition}", decided.finished_run)
+            for partition in touched:
+                self._save(partition)
+            await self.app.producer.flush()
+
+    def _correlator(self, partition: int) -> PartitionCorrelator:
+        """The partition's correlator, from the table when another worker had it since."""
+        saved = self.table.data.get(_state_key(partition))
+        cached = self.correlators.get(partition)
+        if cached is not None and cached[1] == saved:
+            return cached[0]
+        correlator = PartitionCorrelator(self.new_engine, self.upstreams)
+        if saved is not None:
+            correlator.restore(saved)
+        log.info(
+            "correlation state of hits partition %d: %s",
+            partition,
+            "new" if saved is None else f"restored at offset {correlator.offset}",
+        )
+        self.correlators[partition] = (correlator, saved)
+        return correlator
+
+    def _save(self, partition: int) -> None:
+        correlator, _ = self.correlators[partition]
+        state = correlator.snapshot()
+        key = _state_key(partition)
+        self.table.data[key] = state
+        self.table.send_changelog(partition, key, state)
+        self.correlators[partition] = (correlator, state)
+
+
+def _batches(stream: faust.StreamT[bytes]) -> faust.Stream[bytes]:
+    """The agent's stream, whose type declares `take` but not `take_events`."""
+    return cast(faust.Stream[bytes], stream)
+
+
+def _state_key(partition: int) -> bytes:
+    return b"hits-%d" % partition
+
+
+def _run_of(value: bytes | None) -> str:
+    import orjson
+
+    body = orjson.loads(value or b"{}")
+    return str(body.get("run", ""))
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGTERM/SIGINT; any number of them share the work."""
+    from .admin import ensure_topics
+
+    worker = Worker(settings)
+    asyncio.run(ensure_topics(settings, worker.raw_names, changelog_topic(settings.kafka.app_id)))
+    faust.Worker(worker.app, loglevel=settings.service.log_level.lower()).execute_from_commandline()

@@ -1,0 +1,216 @@
+"""The Kafka runtime end to end, through the command line, on the broker the session
+started: `detector run --kafka` workers (real subprocesses) and `detector replay --kafka`
+give the embedded replay's detections, byte for byte; a worker killed mid-stream changes
+nothing; malformed records are dead-lettered and the stream goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = [str(path) for path in sorted((ROOT / "replay").glob("[0-9][0-9]-*/logs"))]
+PARTITIONS = 4
+REPLAY_DEADLINE = 240
+
+
+@dataclass
+class Cluster:
+    """Workers of one app (own topic prefix and group) on the session's broker."""
+
+    bootstrap: str
+    directory: Path
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.config = self.directory / "config.yml"
+        settings = {
+            "kafka": {
+                "app_id": self.name,
+                "topic_prefix": f"{self.name}.",
+                "partitions": PARTITIONS,
+                # a killed worker's partitions move after this long
+                "session_timeout_seconds": 10,
+                "data_dir": str(self.directory / "data"),
+            },
+            "service": {
+                "metrics_port": None,
+                "log_level": "INFO",
+                "dead_letter": str(self.directory / "worker.dead.jsonl"),
+            },
+        }
+        self.config.write_text(yaml.safe_dump(settings))
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = (self.directory / f"worker-{len(self.workers)}.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "detector", "run", "--config", str(self.config),
+             "--kafka", self.bootstrap],
+            cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.workers.append(worker)
+        return worker
+
+    def replay(self, *, wait: bool = True) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable, "-m", "detector", "replay", *LOGS, "--config", str(self.config),
+            "--kafka", self.bootstrap, "--dead-letter", str(self.directory / "replay.dead"),
+            "--kafka-deadline", str(REPLAY_DEADLINE - 30),
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        if wait:
+            process.wait(timeout=REPLAY_DEADLINE)
+        return process
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+    def logs(self) -> str:
+        return "\n".join(
+            path.read_text(errors="replace")[-3000:]
+            for path in sorted(self.directory.glob("worker-*.log"))
+        )
+
+
+@pytest.fixture
+def cluster(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Cluster]:
+    running = Cluster(kafka_bootstrap, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """The embedded replay's detections, in a canonical order."""
+    directory = tmp_path_factory.mktemp("embedded")
+    result = subprocess.run(
+        [sys.executable, "-m", "detector", "replay", *LOGS,
+         "--dead-letter", str(directory / "dead.jsonl")],
+        cwd=ROOT, capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    lines = sorted(result.stdout.splitlines())
+    assert len(lines) > 1000
+    return lines
+
+
+def differences(got: list[bytes], expected: list[bytes]) -> str:
+    """Which detections are missing or extra, by rule and id (for the assertion)."""
+    lines = []
+    for name, items in (("missing", set(expected) - set(got)), ("extra", set(got) - set(expected))):
+        for item in sorted(items)[:20]:
+            detection = orjson.loads(item)
+            lines.append(f"{name}: {detection['rule']['title']} {detection['id']}")
+    return "\n".join(lines) or f"{len(got)} vs {len(expected)} detections"
+
+
+def detections_of(process: subprocess.Popen[bytes], cluster: Cluster) -> list[bytes]:
+    stdout, stderr = process.communicate(timeout=REPLAY_DEADLINE)
+    assert process.returncode == 0, stderr.decode() + cluster.logs()
+    return sorted(stdout.splitlines())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kafka_workers_give_the_embedded_detections(
+    cluster: Cluster, embedded: list[bytes], workers: int
+) -> None:
+    for _ in range(workers):
+        cluster.start_worker()
+    got = detections_of(cluster.replay(wait=False), cluster)
+    assert got == embedded, differences(got, embedded)
+
+
+def test_a_worker_killed_mid_stream_changes_no_detection(
+    cluster: Cluster, embedded: list[bytes]
+) -> None:
+    victim = cluster.start_worker()
+    cluster.start_worker()
+    replay = cluster.replay(wait=False)
+    # mid-stream: once the workers have produced detections, and long before the end
+    asyncio.run(wait_for_records(cluster.bootstrap, f"{cluster.name}.detector.detections", 50))
+    assert replay.poll() is None, "the replay was over before the kill"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    cluster.start_worker()  # the partitions of the dead one move, then some come back
+    got = detections_of(replay, cluster)
+    assert got == embedded, differences(got, embedded)
+
+
+def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Cluster) -> None:
+    cluster.start_worker()
+    good = (ROOT / "samples").glob("github/*.jsonl")
+    record = next(line for path in sorted(good) for line in path.read_bytes().splitlines() if line)
+    asyncio.run(
+        publish(
+            cluster.bootstrap,
+            f"{cluster.name}.audit.raw.github",
+            [b"{not json", b'{"action": "repo.create"}', b"[1, 2]", record],
+        )
+    )
+    letters = asyncio.run(
+        wait_for_records(cluster.bootstrap, f"{cluster.name}.detector.deadletter", 3)
+    )
+    reasons = [orjson.loads(letter)["reason"] for letter in letters]
+    assert any(reason.startswith("not JSON") for reason in reasons), reasons
+    assert any("array" in reason for reason in reasons), reasons
+    originals = {orjson.loads(letter)["original"] for letter in letters}
+    assert "{not json" in originals
+    events = asyncio.run(wait_for_records(cluster.bootstrap, f"{cluster.name}.audit.events", 1))
+    assert orjson.loads(events[0])["event.source"] == "github"
+
+
+async def publish(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def wait_for_records(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    """The first `count` data records of `topic` (control records aside), within 120s."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[bytes] = []
+    deadline = time.monotonic() + 120
+    try:
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"{len(found)} of {count} records on {topic}"
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                found.extend(r.value for r in records if r.value is not None and not r.headers)
+    finally:
+        await consumer.stop()
+    return found[:count]
