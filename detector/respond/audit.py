@@ -10,6 +10,7 @@ Parameters are redacted: a credential being revoked never reaches the trail.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -98,13 +99,20 @@ def utc(timestamp: float) -> datetime:
 
 
 class AuditTrail:
-    """Appends records to a JSON-lines file, each on disk before the call returns."""
+    """Appends records to a JSON-lines file, each on disk before the call returns, and
+    hands each to `publish` too when given (the Kafka runtime's `detector.actions`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, publish: Callable[[ActionRecord, bytes], None] | None = None
+    ) -> None:
         self._log = AppendLog(path)
+        self._publish = publish
 
     def write(self, record: ActionRecord) -> None:
-        self._log.append(record.to_json())
+        line = record.to_json()
+        self._log.append(line)
+        if self._publish is not None:
+            self._publish(record, line)
 
     def close(self) -> None:
         self._log.close()

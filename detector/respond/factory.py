@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import detector.respond.actions  # noqa: F401  (registers the actions)
 from detector.config import ConfigError
-from detector.respond.audit import AuditTrail
+from detector.respond.audit import ActionRecord, AuditTrail
 from detector.respond.playbooks import load_playbooks
 from detector.respond.responder import Responder
 from detector.respond.settings import RespondersSettings
@@ -24,9 +24,10 @@ def open_responder(
     playbooks: Iterable[Path] | None = None,
     dry: bool = False,
     audit: Path | None = None,
+    publish: Callable[[ActionRecord, bytes], None] | None = None,
 ) -> Responder:
     """The configured responder. `dry`: keeps its state in memory and never runs anything
-    (replay); `audit` overrides where its records go."""
+    (replay); `audit` overrides where its records go; `publish` gets each record too."""
     loaded = load_playbooks(settings.playbooks if playbooks is None else playbooks)
     if loaded.problems:
         shown = "; ".join(str(p) for p in loaded.problems[:5])
@@ -36,7 +37,7 @@ def open_responder(
         settings,
         loaded.playbooks,
         store=StateStore(None if dry else settings.state),
-        audit=AuditTrail(audit or settings.audit),
+        audit=AuditTrail(audit or settings.audit, publish),
         dry=dry,
     )
 

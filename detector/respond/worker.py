@@ -31,8 +31,10 @@ class ResponderWorker:
         """An event about to be matched: kept, for the detections it may be evidence of."""
         self._recent.seen(event)
 
-    def submit(self, detection: Detection) -> None:
-        self._queue.put_nowait((detection, self._recent.behind(detection)))
+    def submit(self, detection: Detection, event: Event | None = None) -> None:
+        """Queue `detection` with the event behind it: `event` when the caller has it,
+        else the one kept by `seen`, if still kept."""
+        self._queue.put_nowait((detection, event or self._recent.behind(detection)))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())

@@ -1,7 +1,9 @@
 """The Kafka runtime end to end, through the command line, on the broker the session
 started: `detector run --kafka` workers (real subprocesses) and `detector replay --kafka`
 give the embedded replay's detections, byte for byte; a worker killed mid-stream changes
-nothing; malformed records are dead-lettered and the stream goes on."""
+nothing; the workers' JSON-lines sink gets every detection once, also then; a dry-run
+playbook plans on `detector.actions`; malformed records are dead-lettered and the stream
+goes on."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ import orjson
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from jsonschema import Draft202012Validator
+
+from detector.runtime.kafka.control import control_kind
 
 pytestmark = pytest.mark.kafka
 
@@ -27,6 +32,21 @@ ROOT = Path(__file__).resolve().parents[2]
 LOGS = [str(path) for path in sorted((ROOT / "replay").glob("[0-9][0-9]-*/logs"))]
 PARTITIONS = 4
 REPLAY_DEADLINE = 240
+BRANCH_PROTECTION_DELETED = "23eb6d19-5c2f-4f64-81f9-ebb4583d28b6"
+#: a single-event rule's playbook whose template needs the event behind the detection
+PLAYBOOK = f"""
+name: block-protection-deleter
+description: Plan blocking whoever deleted a branch protection rule.
+match:
+  rules: [{BRANCH_PROTECTION_DELETED}]
+actions:
+  - action: github.block_user
+    with: {{org: "{{{{ event.organization }}}}", username: "{{{{ actor }}}}"}}
+    mode: dry_run
+  - action: github.block_user
+    with: {{org: "{{{{ event.organization }}}}", username: "{{{{ actor }}}}-again"}}
+    mode: dry_run
+"""
 
 
 @dataclass
@@ -40,6 +60,7 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.config = self.directory / "config.yml"
+        self.alerts = self.directory / "alerts.jsonl"
         settings = {
             "kafka": {
                 "app_id": self.name,
@@ -54,7 +75,17 @@ class Cluster:
                 "log_level": "INFO",
                 "dead_letter": str(self.directory / "worker.dead.jsonl"),
             },
+            "sinks": {
+                "outbox_dir": str(self.directory / "outbox"),
+                "outputs": [{"type": "file", "name": "siem", "path": str(self.alerts)}],
+            },
+            "responders": {
+                "playbooks": [str(self.directory / "playbook.yml")],
+                "state": str(self.directory / "responder.sqlite3"),
+                "audit": str(self.directory / "actions.jsonl"),
+            },
         }
+        (self.directory / "playbook.yml").write_text(PLAYBOOK)
         self.config.write_text(yaml.safe_dump(settings))
 
     def start_worker(self) -> subprocess.Popen[bytes]:
@@ -90,6 +121,16 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+
+    def alerted(self, expected: int) -> list[bytes]:
+        """The sink's lines once it has `expected` distinct detections (within 60 s)."""
+        deadline = time.monotonic() + 60
+        while True:
+            lines = self.alerts.read_bytes().splitlines() if self.alerts.exists() else []
+            if len({orjson.loads(line)["id"] for line in lines}) >= expected:
+                return sorted(lines)
+            assert time.monotonic() < deadline, f"{len(lines)} of {expected} in the sink"
+            time.sleep(0.2)
 
     def logs(self) -> str:
         return "\n".join(
@@ -146,6 +187,40 @@ def test_kafka_workers_give_the_embedded_detections(
         cluster.start_worker()
     got = detections_of(cluster.replay(wait=False), cluster)
     assert got == embedded, differences(got, embedded)
+    assert cluster.alerted(len(embedded)) == embedded
+    protection = [
+        d for d in map(orjson.loads, embedded) if d["rule"]["id"] == BRANCH_PROTECTION_DELETED
+    ]
+    actions = asyncio.run(
+        wait_for_records(cluster.bootstrap, f"{cluster.name}.detector.actions", 2 * len(protection))
+    )
+    action_schema = Draft202012Validator(
+        orjson.loads((ROOT / "schemas" / "action.schema.json").read_bytes())
+    )
+    for action in actions:
+        action_schema.validate(orjson.loads(action))
+    planned = sorted(
+        (
+            a["detection_id"],
+            a["step"],
+            a["status"],
+            a["parameters"]["org"],
+            a["parameters"]["username"],
+        )
+        for a in map(orjson.loads, actions)
+    )
+    expected = sorted(
+        (
+            d["id"],
+            step,
+            "planned",
+            "octo-org",  # from the event: the detection does not carry it
+            d["evidence"][-1]["actor"] + suffix,
+        )
+        for d in protection
+        for step, suffix in ((0, ""), (1, "-again"))
+    )
+    assert planned == expected
 
 
 def test_a_worker_killed_mid_stream_changes_no_detection(
@@ -162,6 +237,7 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
     cluster.start_worker()  # the partitions of the dead one move, then some come back
     got = detections_of(replay, cluster)
     assert got == embedded, differences(got, embedded)
+    assert cluster.alerted(len(embedded)) == embedded  # each once, none lost
 
 
 def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Cluster) -> None:
@@ -210,7 +286,11 @@ async def wait_for_records(bootstrap: str, topic: str, count: int) -> list[bytes
             assert time.monotonic() < deadline, f"{len(found)} of {count} records on {topic}"
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
-                found.extend(r.value for r in records if r.value is not None and not r.headers)
+                found.extend(
+                    r.value
+                    for r in records
+                    if r.value is not None and control_kind(r.headers) is None
+                )
     finally:
         await consumer.stop()
     return found[:count]

@@ -38,7 +38,7 @@ def wanted_topics(
     """Topic name -> its configs."""
     names = TopicNames(settings.kafka.topic_prefix)
     topics: dict[str, dict[str, str]] = {name: {} for name in raw_topics}
-    for name in (names.events, names.hits, names.detections, names.deadletter):
+    for name in (names.events, names.hits, names.detections, names.actions, names.deadletter):
         topics[name] = {}
     topics[changelog] = {"cleanup.policy": "compact"}
     return topics
@@ -60,7 +60,8 @@ async def ensure_topics(settings: Settings, raw_topics: Sequence[str], changelog
             # another worker may create them at the same time
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-                consumed = [*raw_topics, TopicNames(kafka.topic_prefix).hits]
+                names = TopicNames(kafka.topic_prefix)
+                consumed = [*raw_topics, names.hits, names.detections]
                 await _start_group([t.name for t in missing if t.name in consumed], settings)
         present = sorted(name for name in wanted if name in existing)
         if present:

@@ -9,6 +9,9 @@
   saved after each batch in the table `correlation-state` (changelog-backed, compacted),
   in the changelog partition of the hits partition, so whichever worker gets the
   partition gets its state. Detections to `detector.detections`.
+- `alert` reads `detector.detections`: each detection to the configured sinks' outboxes
+  (one set per partition, see `alerts`) and to the responder, whose audit records also
+  go to `detector.actions` keyed by detection id.
 
 Normalizing and matching are stateless and run in one agent: a separate hop through
 `audit.events` would add a network round trip and a second watermark merge for nothing.
@@ -36,9 +39,13 @@ from detector.config import Settings
 from detector.detections import Detection
 from detector.normalize import NormalizeStage
 from detector.normalize.builtin import build_registry
+from detector.respond.audit import ActionRecord
+from detector.respond.factory import open_responder
+from detector.respond.worker import ResponderWorker
 from detector.runtime.service import build_rule_set
 from detector.sources.records import RawRecord
 
+from .alerts import PartitionDispatchers, event_headers, event_of
 from .control import END, IDLE, START, TICK, control_headers, control_kind, encode
 from .stages import PartitionCorrelator, RawOutput, RawStage
 from .topics import STATE_TABLE, TopicNames, changelog_topic
@@ -95,6 +102,7 @@ class Worker:
         self.hits_topic = self.app.topic(self.names.hits, **topic_options)
         self.detections_topic = self.app.topic(self.names.detections, **topic_options)
         self.deadletter_topic = self.app.topic(self.names.deadletter, **topic_options)
+        self.actions_topic = self.app.topic(self.names.actions, **topic_options)
         self.table = self.app.Table(
             STATE_TABLE,
             partitions=kafka.partitions,
@@ -106,6 +114,15 @@ class Worker:
         self.activity: dict[TP, tuple[float, bool]] = {}
         self.app.agent(self.raw_topic, name="normalize-and-match")(self.normalize_and_match)
         self.app.agent(self.hits_topic, name="correlate")(self.correlate)
+        self.dispatchers = PartitionDispatchers(settings.sinks)
+        self.responders: ResponderWorker | None = None
+        if settings.responders.playbooks:
+            responder = open_responder(settings.responders, publish=self._publish_action)
+            self.responders = ResponderWorker(responder)
+        self.app.agent(self.detections_topic, name="alert")(self.alert)
+        # mode's handler type wants a bare function; bound coroutine methods work the same
+        self.app.on_partitions_revoked.connect(self._revoked)  # type: ignore[arg-type]
+        self.app.on_before_shutdown.connect(self._shutdown)  # type: ignore[arg-type]
         self.app.timer(max(kafka.idle_after_seconds / 4, 0.5))(self.send_idle)
         self.batch = kafka.batch
         self.idle_after = kafka.idle_after_seconds
@@ -155,7 +172,14 @@ class Worker:
             await self.events_topic.send(
                 key=normalized.event_id.encode(), value=normalized.to_json()
             )
-        await self._send_detections(out.detections)
+        behind = {event.event_id: event for event in out.events}
+        for detection in out.detections:
+            event = behind.get(detection.evidence[-1].id) if detection.evidence else None
+            await self.detections_topic.send(
+                key=detection.id.encode(),
+                value=detection.to_json(),
+                headers=None if event is None else event_headers(event),
+            )
         for partition, value in out.hits:
             await self.hits_topic.send(value=value, partition=partition)
 
@@ -212,6 +236,37 @@ class Worker:
             for partition in touched:
                 self._save(partition)
             await self.app.producer.flush()
+
+    # -- alerts and responses --------------------------------------------------------------
+
+    async def alert(self, stream: faust.StreamT[bytes]) -> None:
+        if self.responders is not None:
+            self.responders.start()
+        async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
+            for event in batch:
+                message = event.message
+                if control_kind(message.headers) is not None or event.value is None:
+                    continue
+                detection = Detection.model_validate_json(event.value)
+                dispatcher = await self.dispatchers.of(message.partition)
+                dispatcher.enqueue(detection)  # durable before the offset can be committed
+                if self.responders is not None:
+                    self.responders.submit(detection, event_of(message.headers))
+
+    def _publish_action(self, record: ActionRecord, line: bytes) -> None:
+        self.actions_topic.send_soon(key=record.detection_id.encode(), value=line)
+
+    async def _revoked(self, app: Any, *args: Any, **_: Any) -> None:
+        """Partitions of `detector.detections` moving elsewhere free their outboxes."""
+        revoked: set[TP] = args[0]
+        await self.dispatchers.close(
+            tp.partition for tp in revoked if tp.topic == self.names.detections
+        )
+
+    async def _shutdown(self, app: Any, *_: Any, **__: Any) -> None:
+        if self.responders is not None:
+            await self.responders.stop()
+        await self.dispatchers.close()
 
     def _correlator(self, partition: int) -> PartitionCorrelator:
         """The partition's correlator, from the table when another worker had it since."""

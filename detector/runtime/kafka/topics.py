@@ -47,6 +47,11 @@ class TopicNames:
         return f"{self.prefix}detector.detections"
 
     @property
+    def actions(self) -> str:
+        """The responder's audit trail (`schemas/action.schema.json`), keyed by detection id."""
+        return f"{self.prefix}detector.actions"
+
+    @property
     def deadletter(self) -> str:
         """Records that could not be used, with the reason."""
         return f"{self.prefix}detector.deadletter"

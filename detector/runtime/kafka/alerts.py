@@ -1,0 +1,94 @@
+"""Detections of `detector.detections` to the alert sinks and the responder, each once.
+
+Every worker consumes its share of the `detector.detections` partitions. A detection's
+key is its id, so one id always lives on one partition, and each partition has its own
+outboxes, `<outbox_dir>/partition-<n>/<sink>/`: whichever worker has the partition opens
+them (the lock of the one that had it is gone when it died or gave the partition up),
+so a detection Kafka delivers again (the worker died before committing) meets the
+outbox that already has its id, and is not sent twice. That holds when the outbox
+directory is shared by the workers (one machine, or a shared volume).
+
+The responder is one per worker; its SQLite state (`responders.state`) makes each
+(detection, playbook, step) act once when the workers share it, the same way.
+
+The event behind a single-event detection travels with it, in the record header
+`detector-event` (the raw stage has it); a correlation's is not available, so its
+templates see an empty `event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry
+
+from detector.events import Event
+from detector.sinks import build_dispatcher
+from detector.sinks.dispatcher import Dispatcher
+from detector.sinks.outbox import OutboxError
+from detector.sinks.settings import SinksSettings
+
+log = logging.getLogger("detector.kafka")
+
+EVENT_HEADER = "detector-event"
+#: how long a worker waits for the outboxes of a partition another worker still holds (s)
+OUTBOX_WAIT = 60.0
+
+
+def event_headers(event: Event) -> list[tuple[str, bytes]]:
+    return [(EVENT_HEADER, event.to_json())]
+
+
+def event_of(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> Event | None:
+    """The event a detection record carries, None without one (or one that does not parse)."""
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    for name, value in pairs:
+        if name == EVENT_HEADER:
+            try:
+                return Event.model_validate_json(value)
+            except ValueError:
+                log.warning("a detection's event header does not parse; its event is left out")
+                return None
+    return None
+
+
+class PartitionDispatchers:
+    """One sink dispatcher per `detector.detections` partition this worker has."""
+
+    def __init__(self, settings: SinksSettings) -> None:
+        self.settings = settings
+        self._dispatchers: dict[int, Dispatcher] = {}
+
+    def directory(self, partition: int) -> SinksSettings:
+        outbox = self.settings.outbox_dir / f"partition-{partition}"
+        return self.settings.model_copy(update={"outbox_dir": outbox})
+
+    async def of(self, partition: int) -> Dispatcher:
+        """The partition's dispatcher, started; waits while a worker that had the
+        partition still holds its outboxes."""
+        dispatcher = self._dispatchers.get(partition)
+        if dispatcher is not None:
+            return dispatcher
+        deadline = time.monotonic() + OUTBOX_WAIT
+        while True:
+            try:
+                dispatcher = build_dispatcher(self.directory(partition), CollectorRegistry())
+                break
+            except OutboxError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        dispatcher.start()
+        self._dispatchers[partition] = dispatcher
+        return dispatcher
+
+    async def close(self, partitions: Iterable[int] | None = None) -> None:
+        """Stop the dispatchers of `partitions` (all without): their outboxes are free."""
+        chosen = list(self._dispatchers) if partitions is None else list(partitions)
+        stopping = [self._dispatchers.pop(p) for p in chosen if p in self._dispatchers]
+        await asyncio.gather(*(dispatcher.stop() for dispatcher in stopping))
