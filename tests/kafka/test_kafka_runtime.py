@@ -14,14 +14,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from jsonschema import Draft202012Validator
 
 from detector.runtime.kafka.control import control_kind
@@ -188,6 +188,7 @@ def test_kafka_workers_give_the_embedded_detections(
     got = detections_of(cluster.replay(wait=False), cluster)
     assert got == embedded, differences(got, embedded)
     assert cluster.alerted(len(embedded)) == embedded
+    check_the_feed(cluster, len(embedded))
     protection = [
         d for d in map(orjson.loads, embedded) if d["rule"]["id"] == BRANCH_PROTECTION_DELETED
     ]
@@ -221,6 +222,27 @@ def test_kafka_workers_give_the_embedded_detections(
         for step, suffix in ((0, ""), (1, "-again"))
     )
     assert planned == expected
+
+
+def check_the_feed(cluster: Cluster, expected: int) -> None:
+    """What a SIEM subscriber reads from detector.detections: JSON values valid against
+    the published schema, keyed by detection id."""
+    schema = Draft202012Validator(
+        orjson.loads((ROOT / "schemas" / "detection.schema.json").read_bytes())
+    )
+    records = asyncio.run(
+        read_records(
+            cluster.bootstrap,
+            f"{cluster.name}.detector.detections",
+            lambda found: len({r.key for r in found}) >= expected,
+        )
+    )
+    for record in records:
+        assert record.value is not None and record.key is not None
+        detection = orjson.loads(record.value)
+        schema.validate(detection)
+        assert record.key == detection["id"].encode()
+        assert detection["schema_version"] == "1.0"
 
 
 def test_a_worker_killed_mid_stream_changes_no_detection(
@@ -274,23 +296,28 @@ async def publish(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 
 async def wait_for_records(bootstrap: str, topic: str, count: int) -> list[bytes]:
-    """The first `count` data records of `topic` (control records aside), within 120s."""
+    """The first `count` data records' values of `topic` (control records aside)."""
+    records = await read_records(bootstrap, topic, lambda found: len(found) >= count)
+    return [record.value for record in records[:count] if record.value is not None]
+
+
+async def read_records(
+    bootstrap: str, topic: str, enough: Callable[[list[ConsumerRecord[bytes, bytes]]], bool]
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The data records of `topic` (control records aside) from its start, with a plain
+    consumer, until `enough` of them are there (within 120 s)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
-    found: list[bytes] = []
+    found: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + 120
     try:
-        while len(found) < count:
-            assert time.monotonic() < deadline, f"{len(found)} of {count} records on {topic}"
+        while not enough(found):
+            assert time.monotonic() < deadline, f"{len(found)} records on {topic}"
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
-                found.extend(
-                    r.value
-                    for r in records
-                    if r.value is not None and control_kind(r.headers) is None
-                )
+                found.extend(r for r in records if control_kind(r.headers) is None)
     finally:
         await consumer.stop()
-    return found[:count]
+    return found
