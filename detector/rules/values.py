@@ -65,6 +65,40 @@ class ValueTest:
     test: ScalarTest
     needs_lower: bool
     lower_only: TextTest | None = None
+    #: what `lower_only` tests, for the generated matching code
+    lower_spec: TextSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextSpec:
+    """Strings of one case mode grouped by shape: the test is the OR of the non-empty ones."""
+
+    any: bool
+    equal: frozenset[str]
+    prefixes: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    substrings: tuple[str, ...]
+    #: the `?` and inner-`*` patterns as one regular expression, matched in full
+    pattern: re.Pattern[str] | None
+
+    def build(self) -> TextTest | None:
+        """The test as closures, or None when there is no string to test."""
+        if self.any:
+            return _always
+        tests: list[TextTest] = []
+        if self.equal:
+            tests.append(self.equal.__contains__)
+        if self.prefixes:
+            tests.append(_startswith(self.prefixes))
+        if self.suffixes:
+            tests.append(_endswith(self.suffixes))
+        if self.substrings:
+            tests.append(_contains(self.substrings))
+        if self.pattern is not None:
+            tests.append(_fullmatch(self.pattern))
+        if not tests:
+            return None
+        return tests[0] if len(tests) == 1 else _any_text(tuple(tests))
 
 
 def compile_values(values: Sequence[SigmaType]) -> ValueTest:
@@ -97,10 +131,11 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
             raise RuleCompileError(f"unsupported value type {type(value).__name__}")
 
     checks: list[ScalarTest] = []
-    lower_test = insensitive.build()
+    lower_spec = insensitive.spec()
+    lower_test = lower_spec.build()
     if lower_test is not None:
         checks.append(_on_lower(lower_test))
-    text_test = sensitive.build()
+    text_test = sensitive.spec().build()
     if text_test is not None:
         checks.append(_on_text(text_test))
     if numbers:
@@ -112,8 +147,9 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
     if networks:
         checks.append(_on_text(_cidr_check(tuple(networks))))
     checks.extend(_on_value(check) for check in value_checks)
-    lower_only = lower_test if lower_test is not None and len(checks) == 1 else None
-    return ValueTest(_any_scalar(checks), lower_test is not None, lower_only)
+    if lower_test is not None and len(checks) == 1:
+        return ValueTest(checks[0], True, lower_test, lower_spec)
+    return ValueTest(_any_scalar(checks), lower_test is not None)
 
 
 def _string_parts(value: SigmaString) -> list[_Part]:
@@ -166,24 +202,16 @@ class _TextPatterns:
         else:
             self.patterns.append(_wildcard_regex(parts))
 
-    def build(self) -> TextTest | None:
-        if self.any:
-            return _always
-        tests: list[TextTest] = []
-        if self.equal:
-            tests.append(frozenset(self.equal).__contains__)
-        if self.prefixes:
-            tests.append(_startswith(tuple(sorted(self.prefixes))))
-        if self.suffixes:
-            tests.append(_endswith(tuple(sorted(self.suffixes))))
-        if self.substrings:
-            tests.append(_contains(tuple(sorted(self.substrings))))
-        if self.patterns:
-            combined = "|".join(f"(?:{pattern})" for pattern in self.patterns)
-            tests.append(_fullmatch(re.compile(combined, re.DOTALL)))
-        if not tests:
-            return None
-        return tests[0] if len(tests) == 1 else _any_text(tuple(tests))
+    def spec(self) -> TextSpec:
+        combined = "|".join(f"(?:{pattern})" for pattern in self.patterns)
+        return TextSpec(
+            any=self.any,
+            equal=frozenset(self.equal),
+            prefixes=tuple(sorted(self.prefixes)),
+            suffixes=tuple(sorted(self.suffixes)),
+            substrings=tuple(sorted(self.substrings)),
+            pattern=re.compile(combined, re.DOTALL) if self.patterns else None,
+        )
 
 
 def _wildcard_regex(parts: list[_Part]) -> str:

@@ -1,0 +1,122 @@
+"""One generated Python function per rule, from its plan: fewer calls per record.
+
+The closures cost 4-5 Python calls per field test (condition, identifier, getter, value
+test, string method). The generated function reads each field once into a local,
+lower-cases a string once, and tests it inline: `in` a frozenset for equality,
+`str.startswith`/`str.endswith` with a tuple, `in` for substrings, a precompiled
+`fullmatch` for wildcard patterns. Everything else (non-string values, numbers, regular
+expressions, CIDR, field references, keyword searches...) calls the node's closure, so
+the semantics stay those of `detection`.
+
+The source text holds only names this module makes up (`v0`, `k3`...) and fixed syntax:
+rule-provided strings, field names and patterns reach the function as constants of its
+globals, never as code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from detector.rules.fields import MISSING, record_getter
+from detector.rules.plan import AllOf, AnyOf, Exists, LowerText, Not, Opaque, Plan, Predicate
+from detector.rules.values import TextSpec
+
+_NAME = "match"
+
+
+def generate(plan: Plan) -> Predicate:
+    """The plan as one compiled function, equal to `plan.predicate` on every record."""
+    if isinstance(plan, Opaque):
+        return plan.predicate  # nothing to inline: the closure is already one call
+    writer = _Writer()
+    conjuncts = list(plan.children) if isinstance(plan, AllOf) else [plan]
+    lines = [f"def {_NAME}(record):"]
+    for index, conjunct in enumerate(conjuncts):
+        lines.extend(f"    {line}" for line in writer.read_fields(conjunct))
+        expression = writer.expression(conjunct)
+        if index == len(conjuncts) - 1:
+            lines.append(f"    return {expression}")
+        else:
+            lines.append(f"    if not {expression}:")
+            lines.append("        return False")
+    namespace = dict(writer.constants)
+    exec(compile("\n".join(lines), "<rule>", "exec"), namespace)
+    function: Predicate = namespace[_NAME]
+    return function
+
+
+@dataclass
+class _Writer:
+    """Names the constants and field locals of one generated function."""
+
+    constants: dict[str, Any] = field(default_factory=lambda: {"MISSING": MISSING})
+    #: field name -> index of its locals (`v<i>` the value, `l<i>` its lower-cased text)
+    fields: dict[str, int] = field(default_factory=dict)
+    lowered: set[str] = field(default_factory=set)
+
+    def constant(self, value: Any) -> str:
+        name = f"k{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def read_fields(self, plan: Plan) -> list[str]:
+        """Statements reading the fields `plan` tests that no earlier statement read."""
+        lines: list[str] = []
+        for name, lower in _fields_of(plan):
+            if name not in self.fields:
+                index = self.fields[name] = len(self.fields)
+                getter = self.constant(record_getter(name))
+                lines.append(f"v{index} = {getter}(record)")
+            index = self.fields[name]
+            if lower and name not in self.lowered:
+                self.lowered.add(name)
+                lines.append(f"l{index} = v{index}.lower() if type(v{index}) is str else None")
+        return lines
+
+    def expression(self, plan: Plan) -> str:
+        if isinstance(plan, AllOf):
+            return "(" + " and ".join(self.expression(c) for c in plan.children) + ")"
+        if isinstance(plan, AnyOf):
+            return "(" + " or ".join(self.expression(c) for c in plan.children) + ")"
+        if isinstance(plan, Not):
+            return f"(not {self.expression(plan.child)})"
+        if isinstance(plan, Exists):
+            test = "is not" if plan.expected else "is"
+            return f"(v{self.fields[plan.field]} {test} MISSING)"
+        if isinstance(plan, LowerText):
+            text = f"l{self.fields[plan.field]}"
+            fallback = self.constant(plan.predicate)
+            test = self._text_test(plan.spec, text)
+            return f"({test} if {text} is not None else {fallback}(record))"
+        return f"{self.constant(plan.predicate)}(record)"
+
+    def _text_test(self, spec: TextSpec, text: str) -> str:
+        if spec.any:
+            return "True"
+        tests: list[str] = []
+        if len(spec.equal) == 1:
+            tests.append(f"{text} == {self.constant(next(iter(spec.equal)))}")
+        elif spec.equal:
+            tests.append(f"{text} in {self.constant(spec.equal)}")
+        if spec.prefixes:
+            tests.append(f"{text}.startswith({self.constant(spec.prefixes)})")
+        if spec.suffixes:
+            tests.append(f"{text}.endswith({self.constant(spec.suffixes)})")
+        tests.extend(f"{self.constant(needle)} in {text}" for needle in spec.substrings)
+        if spec.pattern is not None:
+            tests.append(f"{self.constant(spec.pattern.fullmatch)}({text}) is not None")
+        return "(" + " or ".join(tests) + ")"
+
+
+def _fields_of(plan: Plan) -> list[tuple[str, bool]]:
+    """(field, needs its lower-cased text) for each inlined test of `plan`, in order."""
+    if isinstance(plan, AllOf | AnyOf):
+        return [pair for child in plan.children for pair in _fields_of(child)]
+    if isinstance(plan, Not):
+        return _fields_of(plan.child)
+    if isinstance(plan, LowerText):
+        return [(plan.field, True)]
+    if isinstance(plan, Exists):
+        return [(plan.field, False)]
+    return []
