@@ -4,7 +4,8 @@ The closures cost 4-5 Python calls per field test (condition, identifier, getter
 test, string method). The generated function reads each field once into a local,
 lower-cases a string once, and tests it inline: `in` a frozenset for equality,
 `str.startswith`/`str.endswith` with a tuple, `in` for substrings, a precompiled
-`fullmatch` for wildcard patterns. Everything else (non-string values, numbers, regular
+`fullmatch` for wildcard patterns, `in` a frozenset for an integer among numbers, `is`
+MISSING for `exists`. Everything else (lists, numeric text, regular
 expressions, CIDR, field references, keyword searches...) calls the node's closure, so
 the semantics stay those of `detection`.
 
@@ -16,10 +17,22 @@ globals, never as code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
+from types import CodeType
 from typing import Any
 
 from detector.rules.fields import MISSING, record_getter
-from detector.rules.plan import AllOf, AnyOf, Exists, LowerText, Not, Opaque, Plan, Predicate
+from detector.rules.plan import (
+    AllOf,
+    AnyOf,
+    Exists,
+    LowerText,
+    Not,
+    NumberIn,
+    Opaque,
+    Plan,
+    Predicate,
+)
 from detector.rules.values import TextSpec
 
 _NAME = "match"
@@ -41,9 +54,15 @@ def generate(plan: Plan) -> Predicate:
             lines.append(f"    if not {expression}:")
             lines.append("        return False")
     namespace = dict(writer.constants)
-    exec(compile("\n".join(lines), "<rule>", "exec"), namespace)
+    exec(_code("\n".join(lines)), namespace)
     function: Predicate = namespace[_NAME]
     return function
+
+
+@cache
+def _code(source: str) -> CodeType:
+    """Compiled once per shape: the text names constants, so rules alike share it."""
+    return compile(source, "<rule>", "exec")
 
 
 @dataclass
@@ -86,10 +105,19 @@ class _Writer:
             return f"(v{self.fields[plan.field]} {test} MISSING)"
         if isinstance(plan, LowerText):
             text = f"l{self.fields[plan.field]}"
-            fallback = self.constant(plan.predicate)
             test = self._text_test(plan.spec, text)
-            return f"({test} if {text} is not None else {fallback}(record))"
+            return f"({test} if {text} is not None else {self._other_value(plan)})"
+        if isinstance(plan, NumberIn):
+            value = f"v{self.fields[plan.field]}"
+            numbers = self.constant(plan.numbers)
+            return f"({value} in {numbers} if type({value}) is int else {self._other_value(plan)})"
         return f"{self.constant(plan.predicate)}(record)"
+
+    def _other_value(self, plan: LowerText | NumberIn) -> str:
+        """An absent or null field fails; a list, a number... goes to the closure."""
+        value = f"v{self.fields[plan.field]}"
+        fallback = self.constant(plan.predicate)
+        return f"({value} is not MISSING and {value} is not None and {fallback}(record))"
 
     def _text_test(self, spec: TextSpec, text: str) -> str:
         if spec.any:
@@ -117,6 +145,6 @@ def _fields_of(plan: Plan) -> list[tuple[str, bool]]:
         return _fields_of(plan.child)
     if isinstance(plan, LowerText):
         return [(plan.field, True)]
-    if isinstance(plan, Exists):
+    if isinstance(plan, Exists | NumberIn):
         return [(plan.field, False)]
     return []

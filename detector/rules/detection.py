@@ -58,6 +58,7 @@ from detector.rules.placeholders import Placeholders, resolve_placeholders
 from detector.rules.plan import (
     Exists,
     LowerText,
+    NumberIn,
     Opaque,
     Plan,
     Predicate,
@@ -116,8 +117,11 @@ class DetectionCompiler:
         predicate = _field_predicate(getter, groups)
         if len(groups) == 1:
             (group,) = groups
-            if group.lower_spec is not None and not group.null and not group.references:
-                return LowerText(name, group.lower_spec, predicate)
+            if not group.null and not group.references:
+                if group.lower_spec is not None:
+                    return LowerText(name, group.lower_spec, predicate)
+                if group.numbers_only is not None:
+                    return NumberIn(name, group.numbers_only, predicate)
         return Opaque(predicate)
 
     def _keyword(self, item: SigmaDetectionItem, values: list[SigmaType]) -> Predicate:
@@ -152,6 +156,7 @@ class DetectionCompiler:
             needs_lower=compiled.needs_lower if compiled else False,
             lower_only=compiled.lower_only if compiled else None,
             lower_spec=compiled.lower_spec if compiled else None,
+            numbers_only=compiled.numbers_only if compiled else None,
         )
 
 
@@ -196,6 +201,7 @@ class _Group:
     needs_lower: bool
     lower_only: TextTest | None
     lower_spec: TextSpec | None
+    numbers_only: frozenset[int | float] | None
 
     def matches(self, value: Any, prepared: list[Prepared], record: Record) -> bool:
         if self.null and is_null(value):

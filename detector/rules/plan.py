@@ -6,6 +6,9 @@ one Python function per rule. Every node keeps its closure (`predicate`), which 
 does not inline (`Opaque`).
 """
 
+# Explicit loops instead of any()/all() over generators: half the cost on the match path.
+# ruff: noqa: SIM110
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -13,9 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from detector.rules.values import TextSpec
-
-# Explicit loops instead of any()/all() over generators: half the cost on the match path.
-# ruff: noqa: SIM110
 
 Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
@@ -34,6 +34,15 @@ class LowerText:
 
     field: str
     spec: TextSpec
+    predicate: Predicate
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NumberIn:
+    """`field` holds an integer in `numbers` (other values: closure)."""
+
+    field: str
+    numbers: frozenset[int | float]
     predicate: Predicate
 
 
@@ -64,7 +73,7 @@ class Not:
     predicate: Predicate
 
 
-Plan = Opaque | LowerText | Exists | AllOf | AnyOf | Not
+Plan = Opaque | LowerText | NumberIn | Exists | AllOf | AnyOf | Not
 
 
 def plan_all(children: Sequence[Plan]) -> Plan:

@@ -67,6 +67,8 @@ class ValueTest:
     lower_only: TextTest | None = None
     #: what `lower_only` tests, for the generated matching code
     lower_spec: TextSpec | None = None
+    #: set when every value is a number: the test is membership of the number read
+    numbers_only: frozenset[int | float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,8 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
     checks.extend(_on_value(check) for check in value_checks)
     if lower_test is not None and len(checks) == 1:
         return ValueTest(checks[0], True, lower_test, lower_spec)
+    if numbers and len(checks) == 1:
+        return ValueTest(checks[0], False, numbers_only=frozenset(numbers))
     return ValueTest(_any_scalar(checks), lower_test is not None)
 
 
