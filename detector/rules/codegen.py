@@ -43,16 +43,10 @@ def generate(plan: Plan) -> Predicate:
     if isinstance(plan, Opaque):
         return plan.predicate  # nothing to inline: the closure is already one call
     writer = _Writer()
-    conjuncts = list(plan.children) if isinstance(plan, AllOf) else [plan]
     lines = [f"def {_NAME}(record):"]
-    for index, conjunct in enumerate(conjuncts):
-        lines.extend(f"    {line}" for line in writer.read_fields(conjunct))
-        expression = writer.expression(conjunct)
-        if index == len(conjuncts) - 1:
-            lines.append(f"    return {expression}")
-        else:
-            lines.append(f"    if not {expression}:")
-            lines.append("        return False")
+    for conjunct, positive in _conjuncts(plan, True):
+        lines.extend(writer.require(conjunct, positive, "    "))
+    lines.append("    return True")
     namespace = dict(writer.constants)
     exec(_code("\n".join(lines)), namespace)
     function: Predicate = namespace[_NAME]
@@ -65,32 +59,82 @@ def _code(source: str) -> CodeType:
     return compile(source, "<rule>", "exec")
 
 
+def _conjuncts(plan: Plan, positive: bool) -> list[tuple[Plan, bool]]:
+    """The plan (negated unless `positive`) as an AND of tests, each tested in turn.
+
+    `a and b` and `not (a or b)` split into their terms, so a field is read only
+    once the tests before it passed, the way the closures short-circuit.
+    """
+    if isinstance(plan, Not):
+        return _conjuncts(plan.child, not positive)
+    if (positive and isinstance(plan, AllOf)) or (not positive and isinstance(plan, AnyOf)):
+        return [term for child in plan.children for term in _conjuncts(child, positive)]
+    return [(plan, positive)]
+
+
+def _and_terms(plan: Plan) -> list[Plan]:
+    if isinstance(plan, AllOf):
+        return [term for child in plan.children for term in _and_terms(child)]
+    return [plan]
+
+
 @dataclass
 class _Writer:
     """Names the constants and field locals of one generated function."""
 
     constants: dict[str, Any] = field(default_factory=lambda: {"MISSING": MISSING})
-    #: field name -> index of its locals (`v<i>` the value, `l<i>` its lower-cased text)
+    #: field name -> index of its locals read so far on every path to the current line
+    #: (`v<i>` the value, `l<i>` its lower-cased text)
     fields: dict[str, int] = field(default_factory=dict)
-    lowered: set[str] = field(default_factory=set)
+    lowered: set[int] = field(default_factory=set)
+    reads: int = 0
 
     def constant(self, value: Any) -> str:
         name = f"k{len(self.constants)}"
         self.constants[name] = value
         return name
 
-    def read_fields(self, plan: Plan) -> list[str]:
-        """Statements reading the fields `plan` tests that no earlier statement read."""
+    def require(self, plan: Plan, positive: bool, indent: str) -> list[str]:
+        """Statements returning False unless `plan` holds (is false if not `positive`)."""
+        if positive:
+            return [
+                *self.read_fields(plan, indent),
+                f"{indent}if not {self.expression(plan)}:",
+                f"{indent}    return False",
+            ]
+        # not (a and b): nested ifs, each term's fields read once the ones before held
+        first, *rest = _and_terms(plan)
+        lines = self.read_fields(first, indent)
+        lines.append(f"{indent}if {self.expression(first)}:")
+        outer = dict(self.fields)  # reads below hold only inside their block
+        inner = indent + "    "
+        for term in rest:
+            lines.extend(self.read_fields(term, inner))
+            lines.append(f"{inner}if {self.expression(term)}:")
+            inner += "    "
+        lines.append(f"{inner}return False")
+        self.fields = outer
+        return lines
+
+    def read_fields(self, plan: Plan, indent: str) -> list[str]:
+        """Statements reading the fields `plan` tests that are not read yet."""
         lines: list[str] = []
         for name, lower in _fields_of(plan):
-            if name not in self.fields:
-                index = self.fields[name] = len(self.fields)
-                getter = self.constant(record_getter(name))
-                lines.append(f"v{index} = {getter}(record)")
-            index = self.fields[name]
-            if lower and name not in self.lowered:
-                self.lowered.add(name)
-                lines.append(f"l{index} = v{index}.lower() if type(v{index}) is str else None")
+            index = self.fields.get(name)
+            if index is None:
+                index = self.fields[name] = self.reads
+                self.reads += 1
+                if "." in name:  # a path: the shared getter remembers it per record
+                    getter = self.constant(record_getter(name))
+                    lines.append(f"{indent}v{index} = {getter}(record)")
+                else:
+                    key = self.constant(name)
+                    lines.append(f"{indent}v{index} = record.get({key}, MISSING)")
+            if lower and index not in self.lowered:
+                self.lowered.add(index)
+                value = f"v{index}"
+                lowered = f"{value}.lower() if type({value}) is str else None"
+                lines.append(f"{indent}l{index} = {lowered}")
         return lines
 
     def expression(self, plan: Plan) -> str:

@@ -58,6 +58,10 @@ CONDITIONS = [
     "1 of s*",
     "all of s*",
     "s0 and (s1 or not s2)",
+    "not s1 and s0",
+    "not (s0 or s1) and s2",
+    "not (s0 and s1) and s2",
+    "s0 and not (s1 and s2) and not s2",
 ]
 
 
