@@ -49,6 +49,8 @@ _SECRET_KEYS = frozenset(
 
 
 REDACTED = "[REDACTED]"
+#: Values left as they are under a secret key: there is nothing to hide.
+_EMPTY_VALUES: tuple[Any, ...] = (None, "", {}, [])
 #: Keys of a Kubernetes `Secret` object that hold its values.
 _SECRET_DATA = ("data", "stringData")
 
@@ -89,9 +91,8 @@ def _redact_object(value: dict[Any, Any]) -> dict[Any, Any]:
     secret_object = value.get("kind") == "Secret"
     result: dict[Any, Any] = {}
     for key, item in value.items():
-        if (
-            _is_secret_key(key) or (secret_object and key in _SECRET_DATA)
-        ) and item not in (None, "", {}, []):
+        secret = _is_secret_key(key) or (secret_object and key in _SECRET_DATA)
+        if secret and item not in _EMPTY_VALUES:
             result[key] = _mask_any(item)
             continue
         kind = type(item)
