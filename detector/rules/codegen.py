@@ -83,8 +83,8 @@ class _Writer:
     """Names the constants and field locals of one generated function."""
 
     constants: dict[str, Any] = field(default_factory=lambda: {"MISSING": MISSING})
-    #: field name -> index of its locals read so far on every path to the current line
-    #: (`v<i>` the value, `l<i>` its lower-cased text)
+    #: field name -> index of its locals set on every path to the current line:
+    #: `v<i>` the value, and `l<i>` its lower-cased text if `i` is in `lowered`
     fields: dict[str, int] = field(default_factory=dict)
     lowered: set[int] = field(default_factory=set)
     reads: int = 0
@@ -106,14 +106,15 @@ class _Writer:
         first, *rest = _and_terms(plan)
         lines = self.read_fields(first, indent)
         lines.append(f"{indent}if {self.expression(first)}:")
-        outer = dict(self.fields)  # reads below hold only inside their block
+        # reads below hold only inside their block
+        outer, outer_lowered = dict(self.fields), set(self.lowered)
         inner = indent + "    "
         for term in rest:
             lines.extend(self.read_fields(term, inner))
             lines.append(f"{inner}if {self.expression(term)}:")
             inner += "    "
         lines.append(f"{inner}return False")
-        self.fields = outer
+        self.fields, self.lowered = outer, outer_lowered
         return lines
 
     def read_fields(self, plan: Plan, indent: str) -> list[str]:

@@ -97,7 +97,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
     return record
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(detections(), st.lists(records(), min_size=1, max_size=5))
 def test_generated_function_equals_the_closures(
     detection_dict: Compile, detection: dict[str, Any], batch: list[dict[str, Any]]
