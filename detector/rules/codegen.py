@@ -4,10 +4,10 @@ The closures cost 4-5 Python calls per field test (condition, identifier, getter
 test, string method). The generated function reads each field once into a local,
 lower-cases a string once, and tests it inline: `in` a frozenset for equality,
 `str.startswith`/`str.endswith` with a tuple, `in` for substrings, a precompiled
-`fullmatch` for wildcard patterns, `in` a frozenset for an integer among numbers, `is`
-MISSING for `exists`. Everything else (lists, numeric text, regular
-expressions, CIDR, field references, keyword searches...) calls the node's closure, so
-the semantics stay those of `detection`.
+`fullmatch` for wildcard patterns, `in` a frozenset for an integer among numbers, a
+comparison operator for `|gt` and the like, `is` MISSING for `exists`. Everything else
+(lists, numeric text, regular expressions, CIDR, field references, keyword searches...)
+calls the node's closure, so the semantics stay those of `detection`.
 
 The source text holds only names this module makes up (`v0`, `k3`...) and fixed syntax:
 rule-provided strings, field names and patterns reach the function as constants of its
@@ -25,6 +25,7 @@ from detector.rules.fields import MISSING, record_getter
 from detector.rules.plan import (
     AllOf,
     AnyOf,
+    Compare,
     Exists,
     LowerText,
     Not,
@@ -36,6 +37,7 @@ from detector.rules.plan import (
 from detector.rules.values import TextSpec
 
 _NAME = "match"
+_OPERATORS = {symbol: symbol for symbol in ("<", "<=", ">", ">=", "!=")}
 
 
 def generate(plan: Plan) -> Predicate:
@@ -134,7 +136,11 @@ class _Writer:
             if lower and index not in self.lowered:
                 self.lowered.add(index)
                 value = f"v{index}"
-                lowered = f"{value}.lower() if type({value}) is str else None"
+                # an integer's text is its digits: the closures test str(value) too
+                lowered = (
+                    f"{value}.lower() if type({value}) is str"
+                    f" else str({value}) if type({value}) is int else None"
+                )
                 lines.append(f"{indent}l{index} = {lowered}")
         return lines
 
@@ -156,9 +162,14 @@ class _Writer:
             value = f"v{self.fields[plan.field]}"
             numbers = self.constant(plan.numbers)
             return f"({value} in {numbers} if type({value}) is int else {self._other_value(plan)})"
+        if isinstance(plan, Compare):
+            value = f"v{self.fields[plan.field]}"
+            operator = _OPERATORS[plan.operator]  # a fixed symbol of this module's table
+            test = f"{value} {operator} {self.constant(plan.bound)}"
+            return f"({test} if type({value}) is int else {self._other_value(plan)})"
         return f"{self.constant(plan.predicate)}(record)"
 
-    def _other_value(self, plan: LowerText | NumberIn) -> str:
+    def _other_value(self, plan: LowerText | NumberIn | Compare) -> str:
         """An absent or null field fails; a list, a number... goes to the closure."""
         value = f"v{self.fields[plan.field]}"
         fallback = self.constant(plan.predicate)
@@ -190,6 +201,6 @@ def _fields_of(plan: Plan) -> list[tuple[str, bool]]:
         return _fields_of(plan.child)
     if isinstance(plan, LowerText):
         return [(plan.field, True)]
-    if isinstance(plan, Exists | NumberIn):
+    if isinstance(plan, Exists | NumberIn | Compare):
         return [(plan.field, False)]
     return []

@@ -56,6 +56,7 @@ from detector.rules.fields import (
 )
 from detector.rules.placeholders import Placeholders, resolve_placeholders
 from detector.rules.plan import (
+    Compare,
     Exists,
     LowerText,
     NumberIn,
@@ -122,6 +123,8 @@ class DetectionCompiler:
                     return LowerText(name, group.lower_spec, predicate)
                 if group.numbers_only is not None:
                     return NumberIn(name, group.numbers_only, predicate)
+                if group.comparison is not None:
+                    return Compare(name, *group.comparison, predicate)
         return Opaque(predicate)
 
     def _keyword(self, item: SigmaDetectionItem, values: list[SigmaType]) -> Predicate:
@@ -157,6 +160,7 @@ class DetectionCompiler:
             lower_only=compiled.lower_only if compiled else None,
             lower_spec=compiled.lower_spec if compiled else None,
             numbers_only=compiled.numbers_only if compiled else None,
+            comparison=compiled.comparison if compiled else None,
         )
 
 
@@ -202,6 +206,7 @@ class _Group:
     lower_only: TextTest | None
     lower_spec: TextSpec | None
     numbers_only: frozenset[int | float] | None
+    comparison: tuple[str, int | float] | None
 
     def matches(self, value: Any, prepared: list[Prepared], record: Record) -> bool:
         if self.null and is_null(value):

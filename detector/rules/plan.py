@@ -47,6 +47,17 @@ class NumberIn:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Compare:
+    """`field` holds an integer for which `value <operator> bound` (others: closure)."""
+
+    field: str
+    #: one of < <= > >= != (a fixed symbol, never text from a rule)
+    operator: str
+    bound: int | float
+    predicate: Predicate
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Exists:
     """`field|exists: expected`."""
 
@@ -73,7 +84,7 @@ class Not:
     predicate: Predicate
 
 
-Plan = Opaque | LowerText | NumberIn | Exists | AllOf | AnyOf | Not
+Plan = Opaque | LowerText | NumberIn | Compare | Exists | AllOf | AnyOf | Not
 
 
 def plan_all(children: Sequence[Plan]) -> Plan:

@@ -53,6 +53,14 @@ _COMPARE: dict[CompareOperators, Callable[[Any, Any], bool]] = {
     CompareOperators.NEQ: operator.ne,
 }
 
+_SYMBOLS = {
+    CompareOperators.LT: "<",
+    CompareOperators.LTE: "<=",
+    CompareOperators.GT: ">",
+    CompareOperators.GTE: ">=",
+    CompareOperators.NEQ: "!=",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ValueTest:
@@ -69,6 +77,8 @@ class ValueTest:
     lower_spec: TextSpec | None = None
     #: set when every value is a number: the test is membership of the number read
     numbers_only: frozenset[int | float] | None = None
+    #: set for a single numeric comparison (`|gt: 400`): operator symbol and bound
+    comparison: tuple[str, int | float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,7 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
     regexes: list[re.Pattern[str]] = []
     networks: list[IPv4Network | IPv6Network] = []
     value_checks: list[Callable[[Any], bool]] = []
+    comparisons: list[tuple[str, int | float]] = []
     for value in values:
         if isinstance(value, SigmaCasedString):
             sensitive.add(_string_parts(value))
@@ -129,6 +140,8 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
             networks.append(value.network)
         elif isinstance(value, SigmaCompareExpression):
             value_checks.append(_compare_check(value))
+            if not isinstance(value.number, SigmaTimestampPart):
+                comparisons.append((_SYMBOLS[value.op], value.number.number))
         else:
             raise RuleCompileError(f"unsupported value type {type(value).__name__}")
 
@@ -153,6 +166,8 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
         return ValueTest(checks[0], True, lower_test, lower_spec)
     if numbers and len(checks) == 1:
         return ValueTest(checks[0], False, numbers_only=frozenset(numbers))
+    if len(comparisons) == 1 and len(checks) == 1:
+        return ValueTest(checks[0], False, comparison=comparisons[0])
     return ValueTest(_any_scalar(checks), lower_test is not None)
 
 

@@ -32,6 +32,8 @@ MODIFIERS: dict[str, st.SearchStrategy[Any]] = {
     "cidr": st.sampled_from(["10.0.0.0/8", "192.168.1.0/24", "::1/128"]),
     "exists": st.booleans(),
     "gt": st.integers(-2, 2),
+    "gte": st.floats(-2, 2, allow_nan=False),
+    "lt": st.integers(-2, 2),
     "lte": st.integers(-2, 2),
     "neq": PLAIN,
     "windash": st.sampled_from(["-a", "/b"]),
@@ -45,6 +47,7 @@ SCALAR = st.one_of(
     st.text(st.sampled_from("aAbBx.-/"), max_size=5),
     st.sampled_from(["10.1.2.3", "192.168.1.7", "::1", "YWJ", "-a", "1", "2.0"]),
     st.integers(-3, 3),
+    st.floats(-3, 3, allow_nan=False),
     st.booleans(),
     st.none(),
 )
