@@ -10,6 +10,7 @@ hash is kept, since a hash of a short secret gives it away to a dictionary.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 #: Values that are secrets whatever key they sit under.
@@ -48,6 +49,8 @@ _SECRET_KEYS = frozenset(
 
 
 REDACTED = "[REDACTED]"
+#: Values left as they are under a secret key: there is nothing to hide.
+_EMPTY_VALUES: tuple[Any, ...] = (None, "", {}, [])
 #: Keys of a Kubernetes `Secret` object that hold its values.
 _SECRET_DATA = ("data", "stringData")
 
@@ -67,23 +70,45 @@ def redact_text(value: str) -> str:
 
 def redact(value: Any) -> Any:
     """A copy of a JSON value with secrets masked; the input is not changed."""
+    kind = type(value)
+    if kind is str:
+        return redact_text(value)
+    if kind is dict:
+        return _redact_object(value)
+    if kind is list:
+        return [redact(item) for item in value]
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, list):
         return [redact(item) for item in value]
     if isinstance(value, dict):
-        secret_object = value.get("kind") == "Secret"
-        result: dict[Any, Any] = {}
-        for key, item in value.items():
-            normalized = str(key).lower().replace("_", "").replace("-", "")
-            if (
-                normalized in _SECRET_KEYS or (secret_object and key in ("data", "stringData"))
-            ) and (item not in (None, "", {}, [])):
-                result[key] = _mask_any(item)
-            else:
-                result[key] = redact(item)
-        return result
+        return _redact_object(value)
     return value
+
+
+def _redact_object(value: dict[Any, Any]) -> dict[Any, Any]:
+    # Strings and scalars, most of a record's values, are handled here without a call.
+    secret_object = value.get("kind") == "Secret"
+    result: dict[Any, Any] = {}
+    for key, item in value.items():
+        secret = _is_secret_key(key) or (secret_object and key in _SECRET_DATA)
+        if secret and item not in _EMPTY_VALUES:
+            result[key] = _mask_any(item)
+            continue
+        kind = type(item)
+        if kind is str:
+            result[key] = redact_text(item)
+        elif kind is int or kind is bool or kind is float or item is None:
+            result[key] = item
+        else:
+            result[key] = redact(item)
+    return result
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _is_secret_key(key: Any) -> bool:
+    """Whether values under `key` are secrets (records repeat their keys: cached)."""
+    return str(key).lower().replace("_", "").replace("-", "") in _SECRET_KEYS
 
 
 def _mask_any(value: Any) -> Any:

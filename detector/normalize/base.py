@@ -90,6 +90,8 @@ def content_id(record: Any) -> str:
 
 def text(value: Any) -> str | None:
     """A non-empty string form of a scalar (ints become text), else None."""
+    if type(value) is str:  # most values: no conversion to make
+        return value or None
     if value is None or isinstance(value, bool | dict | list):
         return None
     result = str(value)

@@ -16,10 +16,12 @@ from sigma.exceptions import SigmaError
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaDetections, SigmaLogSource, SigmaRule, SigmaRuleBase
 
+from detector.rules.codegen import generate
 from detector.rules.condition import compile_conditions
-from detector.rules.detection import DetectionCompiler, Predicate, Record, all_of
+from detector.rules.detection import DetectionCompiler
 from detector.rules.errors import RuleCompileError, error_reason
 from detector.rules.placeholders import Placeholders
+from detector.rules.plan import Plan, Predicate, Record, plan_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ class CompiledFilter:
     matches: Predicate
     source: Path | None
     filter: SigmaFilter = field(repr=False)
+    #: the shape of `matches`, joined into the generated code of the rules it applies to
+    plan: Plan = field(repr=False)
 
     def applies_to(self, rule: SigmaRule) -> bool:
         """True if the rule's logsource is within the filter's and the filter names it."""
@@ -88,7 +92,8 @@ class CompiledRule:
     fields: frozenset[str]
     #: True if some search identifier is a keyword search over the whole record
     keyword_search: bool
-    #: the full test: condition and applied filters
+    #: the full test, condition and applied filters: one generated function (see codegen),
+    #: made on the first call
     matches: Predicate
     #: search identifier -> its predicate, for explanations
     identifiers: Mapping[str, Predicate] = field(repr=False)
@@ -127,7 +132,8 @@ def compile_rule(
     compiler = DetectionCompiler(placeholders or {})
     identifiers, condition = _compile_detections(compiler, rule.detection)
     applied = tuple(f for f in filters if f.applies_to(rule))
-    return CompiledRule(
+    full = plan_all([condition, *(f.plan for f in applied)])
+    compiled = CompiledRule(
         id=_id(rule),
         name=rule.name,
         title=rule.title,
@@ -137,13 +143,28 @@ def compile_rule(
         logsource=LogSource.of(rule.logsource),
         fields=frozenset(compiler.fields).union(*(f.fields for f in applied)),
         keyword_search=compiler.keyword_search,
-        matches=all_of([condition, *(f.matches for f in applied)]),
-        identifiers=identifiers,
-        condition=condition,
+        matches=full.predicate,
+        identifiers={name: plan.predicate for name, plan in identifiers.items()},
+        condition=condition.predicate,
         filters=applied,
         source=_path(rule),
         rule=rule,
     )
+    object.__setattr__(compiled, "matches", _generated_on_first_call(compiled, full))
+    return compiled
+
+
+def _generated_on_first_call(compiled: CompiledRule, plan: Plan) -> Predicate:
+    """`matches` that generates the rule's function when first called and puts it in
+    its place: a large rule set (SigmaHQ's 3,752 rules, a tenth of them for audit
+    sources) loads without generating code for rules no record ever reaches."""
+
+    def first_call(record: Record) -> bool:
+        generated = generate(plan)
+        object.__setattr__(compiled, "matches", generated)
+        return generated(record)
+
+    return first_call
 
 
 def compile_filter(
@@ -161,15 +182,16 @@ def compile_filter(
         logsource=LogSource.of(sigma_filter.logsource),
         rules=None if isinstance(references, str) else tuple(r.reference for r in references),
         fields=frozenset(compiler.fields),
-        matches=condition,
+        matches=condition.predicate,
         source=_path(sigma_filter),
         filter=sigma_filter,
+        plan=condition,
     )
 
 
 def _compile_detections(
     compiler: DetectionCompiler, detections: SigmaDetections
-) -> tuple[dict[str, Predicate], Predicate]:
+) -> tuple[dict[str, Plan], Plan]:
     try:
         identifiers = {
             name: compiler.detection(detection) for name, detection in detections.detections.items()

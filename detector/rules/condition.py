@@ -24,13 +24,13 @@ from sigma.conditions import (
 )
 from sigma.exceptions import SigmaError
 
-from detector.rules.detection import Predicate, all_of, any_of, negate
 from detector.rules.errors import RuleCompileError
+from detector.rules.plan import Plan, plan_all, plan_any, plan_not
 
 
 def compile_conditions(
-    conditions: Sequence[SigmaCondition], identifiers: Mapping[str, Predicate]
-) -> Predicate:
+    conditions: Sequence[SigmaCondition], identifiers: Mapping[str, Plan]
+) -> Plan:
     """The OR of all conditions of a rule (a list of conditions is OR-linked)."""
     compiled = []
     for condition in conditions:
@@ -41,10 +41,10 @@ def compile_conditions(
         compiled.append(_compile(tree, identifiers))
     if not compiled:
         raise RuleCompileError("rule has no condition")
-    return any_of(compiled)
+    return plan_any(compiled)
 
 
-def _compile(node: object, identifiers: Mapping[str, Predicate]) -> Predicate:
+def _compile(node: object, identifiers: Mapping[str, Plan]) -> Plan:
     if isinstance(node, ConditionIdentifier):
         try:
             return identifiers[node.identifier]
@@ -54,13 +54,13 @@ def _compile(node: object, identifiers: Mapping[str, Predicate]) -> Predicate:
             ) from None
     if isinstance(node, ConditionSelector):
         names = select(node.pattern, identifiers)
-        predicates = [identifiers[name] for name in names]
-        return all_of(predicates) if node.cond_class is ConditionAND else any_of(predicates)
+        plans = [identifiers[name] for name in names]
+        return plan_all(plans) if node.cond_class is ConditionAND else plan_any(plans)
     if isinstance(node, ConditionNOT):
-        return negate(_compile(node.args[0], identifiers))
+        return plan_not(_compile(node.args[0], identifiers))
     if isinstance(node, ConditionAND | ConditionOR):
         children = [_compile(arg, identifiers) for arg in node.args]
-        return all_of(children) if isinstance(node, ConditionAND) else any_of(children)
+        return plan_all(children) if isinstance(node, ConditionAND) else plan_any(children)
     kind = type(node).__name__ if isinstance(node, ConditionItem) else repr(node)
     raise RuleCompileError(f"unsupported condition element {kind}")
 

@@ -23,7 +23,7 @@ Semantics, per the Sigma specification and pySigma's object model:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,10 +55,21 @@ from detector.rules.fields import (
     text_of,
 )
 from detector.rules.placeholders import Placeholders, resolve_placeholders
-from detector.rules.values import ScalarTest, TextTest, compile_values
+from detector.rules.plan import (
+    Compare,
+    Exists,
+    LowerText,
+    NumberIn,
+    Opaque,
+    Plan,
+    Predicate,
+    Record,
+    plan_all,
+    plan_any,
+    plan_not,
+)
+from detector.rules.values import ScalarTest, TextSpec, TextTest, compile_values
 
-Record = Mapping[str, Any]
-Predicate = Callable[[Record], bool]
 # One field value prepared for the value tests: (value, text, lower-cased text or None).
 Prepared = tuple[Any, str | None, str | None]
 
@@ -73,36 +84,48 @@ class DetectionCompiler:
     fields: set[str] = field(default_factory=set)
     keyword_search: bool = False
 
-    def detection(self, detection: SigmaDetection) -> Predicate:
-        """The predicate of one search identifier (a map, a list of maps or values)."""
-        predicates = [
+    def detection(self, detection: SigmaDetection) -> Plan:
+        """The test of one search identifier (a map, a list of maps or values)."""
+        plans = [
             self.detection(item) if isinstance(item, SigmaDetection) else self.item(item)
             for item in detection.detection_items
         ]
         if detection.item_linking is ConditionAND:
-            return all_of(predicates)
-        return any_of(predicates)
+            return plan_all(plans)
+        return plan_any(plans)
 
-    def item(self, item: SigmaDetectionItem) -> Predicate:
-        """The predicate of one `field|modifiers: values` entry (or keyword list)."""
+    def item(self, item: SigmaDetectionItem) -> Plan:
+        """The test of one `field|modifiers: values` entry (or keyword list)."""
         values = [resolve_placeholders(v, self.placeholders) for v in item.value]
         if item.field is None:
-            predicate = self._keyword(item, values)
+            plan: Plan = Opaque(self._keyword(item, values))
         else:
-            predicate = self._field(item.field, item, values)
-        return negate(predicate) if item.negated else predicate
+            plan = self._field(item.field, item, values)
+        return plan_not(plan) if item.negated else plan
 
-    def _field(self, name: str, item: SigmaDetectionItem, values: list[SigmaType]) -> Predicate:
+    def _field(self, name: str, item: SigmaDetectionItem, values: list[SigmaType]) -> Plan:
         self.fields.add(name)
         getter = record_getter(name)
         exists = [v for v in values if isinstance(v, SigmaExists)]
         if exists:
             if len(values) != 1:
                 raise RuleCompileError(f"field {name!r}: exists takes a single true/false value")
-            return _exists(getter, exists[0].exists)
+            expected = exists[0].exists
+            return Exists(name, expected, _exists(getter, expected))
         if not values:  # `field: []` is how pySigma spells null
             values = [SigmaNull()]
-        return _field_predicate(getter, self._groups(item, values))
+        groups = self._groups(item, values)
+        predicate = _field_predicate(getter, groups)
+        if len(groups) == 1:
+            (group,) = groups
+            if not group.null and not group.references:
+                if group.lower_spec is not None:
+                    return LowerText(name, group.lower_spec, predicate)
+                if group.numbers_only is not None:
+                    return NumberIn(name, group.numbers_only, predicate)
+                if group.comparison is not None:
+                    return Compare(name, *group.comparison, predicate)
+        return Opaque(predicate)
 
     def _keyword(self, item: SigmaDetectionItem, values: list[SigmaType]) -> Predicate:
         self.keyword_search = True
@@ -135,6 +158,9 @@ class DetectionCompiler:
             references=tuple(_reference_test(r) for r in references),
             needs_lower=compiled.needs_lower if compiled else False,
             lower_only=compiled.lower_only if compiled else None,
+            lower_spec=compiled.lower_spec if compiled else None,
+            numbers_only=compiled.numbers_only if compiled else None,
+            comparison=compiled.comparison if compiled else None,
         )
 
 
@@ -178,6 +204,9 @@ class _Group:
     references: tuple[Callable[[list[Prepared], Record], bool], ...]
     needs_lower: bool
     lower_only: TextTest | None
+    lower_spec: TextSpec | None
+    numbers_only: frozenset[int | float] | None
+    comparison: tuple[str, int | float] | None
 
     def matches(self, value: Any, prepared: list[Prepared], record: Record) -> bool:
         if self.null and is_null(value):
@@ -305,44 +334,3 @@ def _reference_test(
 
 def _contains(own: str, other: str) -> bool:
     return other in own
-
-
-def all_of(predicates: list[Predicate]) -> Predicate:
-    """AND of predicates, short-circuiting in order."""
-    if len(predicates) == 1:
-        return predicates[0]
-    if len(predicates) == 2:
-        first, second = predicates
-        return lambda record: first(record) and second(record)
-    frozen = tuple(predicates)
-
-    def match(record: Record) -> bool:
-        for predicate in frozen:
-            if not predicate(record):
-                return False
-        return True
-
-    return match
-
-
-def any_of(predicates: list[Predicate]) -> Predicate:
-    """OR of predicates, short-circuiting in order."""
-    if len(predicates) == 1:
-        return predicates[0]
-    if len(predicates) == 2:
-        first, second = predicates
-        return lambda record: first(record) or second(record)
-    frozen = tuple(predicates)
-
-    def match(record: Record) -> bool:
-        for predicate in frozen:
-            if predicate(record):
-                return True
-        return False
-
-    return match
-
-
-def negate(predicate: Predicate) -> Predicate:
-    """NOT of a predicate."""
-    return lambda record: not predicate(record)

@@ -51,6 +51,8 @@ def compile_getter(name: str) -> Getter:
         tuple((end, ".".join(parts[start:end])) for end in range(count, start, -1))
         for start in range(count)
     )
+    if count == 2:
+        return _two_part_getter(name, parts[0], parts[1], splits)
 
     def get_dotted(record: Mapping[str, Any]) -> Any:
         value = record.get(name, MISSING)
@@ -68,6 +70,28 @@ def compile_getter(name: str) -> Getter:
         return _walk(record, splits, 0, count)
 
     return get_dotted
+
+
+def _two_part_getter(name: str, outer: str, inner: str, splits: _Splits) -> Getter:
+    """`outer.inner`, the most common path, without the loop.
+
+    With no `outer.inner` key, the only other reading is record[outer][inner]: when
+    `outer` is absent, a scalar or an object without `inner`, the field is missing.
+    Lists (and mappings that are not dicts) take the general walk.
+    """
+
+    def get_two(record: Mapping[str, Any]) -> Any:
+        value = record.get(name, MISSING)
+        if value is not MISSING:
+            return value
+        first = record.get(outer, MISSING)
+        if type(first) is dict:
+            return first.get(inner, MISSING)
+        if isinstance(first, list | Mapping):
+            return _walk(record, splits, 0, 2)
+        return MISSING
+
+    return get_two
 
 
 @cache

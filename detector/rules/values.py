@@ -53,6 +53,14 @@ _COMPARE: dict[CompareOperators, Callable[[Any, Any], bool]] = {
     CompareOperators.NEQ: operator.ne,
 }
 
+_SYMBOLS = {
+    CompareOperators.LT: "<",
+    CompareOperators.LTE: "<=",
+    CompareOperators.GT: ">",
+    CompareOperators.GTE: ">=",
+    CompareOperators.NEQ: "!=",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ValueTest:
@@ -65,6 +73,44 @@ class ValueTest:
     test: ScalarTest
     needs_lower: bool
     lower_only: TextTest | None = None
+    #: what `lower_only` tests, for the generated matching code
+    lower_spec: TextSpec | None = None
+    #: set when every value is a number: the test is membership of the number read
+    numbers_only: frozenset[int | float] | None = None
+    #: set for a single numeric comparison (`|gt: 400`): operator symbol and bound
+    comparison: tuple[str, int | float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextSpec:
+    """Strings of one case mode grouped by shape: the test is the OR of the non-empty ones."""
+
+    any: bool
+    equal: frozenset[str]
+    prefixes: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    substrings: tuple[str, ...]
+    #: the `?` and inner-`*` patterns as one regular expression, matched in full
+    pattern: re.Pattern[str] | None
+
+    def build(self) -> TextTest | None:
+        """The test as closures, or None when there is no string to test."""
+        if self.any:
+            return _always
+        tests: list[TextTest] = []
+        if self.equal:
+            tests.append(self.equal.__contains__)
+        if self.prefixes:
+            tests.append(_startswith(self.prefixes))
+        if self.suffixes:
+            tests.append(_endswith(self.suffixes))
+        if self.substrings:
+            tests.append(_contains(self.substrings))
+        if self.pattern is not None:
+            tests.append(_fullmatch(self.pattern))
+        if not tests:
+            return None
+        return tests[0] if len(tests) == 1 else _any_text(tuple(tests))
 
 
 def compile_values(values: Sequence[SigmaType]) -> ValueTest:
@@ -76,6 +122,7 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
     regexes: list[re.Pattern[str]] = []
     networks: list[IPv4Network | IPv6Network] = []
     value_checks: list[Callable[[Any], bool]] = []
+    comparisons: list[tuple[str, int | float]] = []
     for value in values:
         if isinstance(value, SigmaCasedString):
             sensitive.add(_string_parts(value))
@@ -93,14 +140,17 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
             networks.append(value.network)
         elif isinstance(value, SigmaCompareExpression):
             value_checks.append(_compare_check(value))
+            if not isinstance(value.number, SigmaTimestampPart):
+                comparisons.append((_SYMBOLS[value.op], value.number.number))
         else:
             raise RuleCompileError(f"unsupported value type {type(value).__name__}")
 
     checks: list[ScalarTest] = []
-    lower_test = insensitive.build()
+    lower_spec = insensitive.spec()
+    lower_test = lower_spec.build()
     if lower_test is not None:
         checks.append(_on_lower(lower_test))
-    text_test = sensitive.build()
+    text_test = sensitive.spec().build()
     if text_test is not None:
         checks.append(_on_text(text_test))
     if numbers:
@@ -112,8 +162,13 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
     if networks:
         checks.append(_on_text(_cidr_check(tuple(networks))))
     checks.extend(_on_value(check) for check in value_checks)
-    lower_only = lower_test if lower_test is not None and len(checks) == 1 else None
-    return ValueTest(_any_scalar(checks), lower_test is not None, lower_only)
+    if lower_test is not None and len(checks) == 1:
+        return ValueTest(checks[0], True, lower_test, lower_spec)
+    if numbers and len(checks) == 1:
+        return ValueTest(checks[0], False, numbers_only=frozenset(numbers))
+    if len(comparisons) == 1 and len(checks) == 1:
+        return ValueTest(checks[0], False, comparison=comparisons[0])
+    return ValueTest(_any_scalar(checks), lower_test is not None)
 
 
 def _string_parts(value: SigmaString) -> list[_Part]:
@@ -166,24 +221,16 @@ class _TextPatterns:
         else:
             self.patterns.append(_wildcard_regex(parts))
 
-    def build(self) -> TextTest | None:
-        if self.any:
-            return _always
-        tests: list[TextTest] = []
-        if self.equal:
-            tests.append(frozenset(self.equal).__contains__)
-        if self.prefixes:
-            tests.append(_startswith(tuple(sorted(self.prefixes))))
-        if self.suffixes:
-            tests.append(_endswith(tuple(sorted(self.suffixes))))
-        if self.substrings:
-            tests.append(_contains(tuple(sorted(self.substrings))))
-        if self.patterns:
-            combined = "|".join(f"(?:{pattern})" for pattern in self.patterns)
-            tests.append(_fullmatch(re.compile(combined, re.DOTALL)))
-        if not tests:
-            return None
-        return tests[0] if len(tests) == 1 else _any_text(tuple(tests))
+    def spec(self) -> TextSpec:
+        combined = "|".join(f"(?:{pattern})" for pattern in self.patterns)
+        return TextSpec(
+            any=self.any,
+            equal=frozenset(self.equal),
+            prefixes=tuple(sorted(self.prefixes)),
+            suffixes=tuple(sorted(self.suffixes)),
+            substrings=tuple(sorted(self.substrings)),
+            pattern=re.compile(combined, re.DOTALL) if self.patterns else None,
+        )
 
 
 def _wildcard_regex(parts: list[_Part]) -> str:
