@@ -21,6 +21,9 @@ from __future__ import annotations
 import argparse
 import base64
 import random
+import sys
+import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -421,6 +424,32 @@ def generate(
             handle.write(orjson.dumps(record) + b"\n")
             counts[kind] += 1
     return counts
+
+
+def mix_arguments(description: str, events: int) -> argparse.Namespace:
+    """The options every replay benchmark takes: how many events, the seed, the file."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--events", type=int, default=events)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data", type=Path, help="generated file to reuse or create")
+    parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
+    return parser.parse_args()
+
+
+def mix_file(args: argparse.Namespace) -> Path:
+    """The generated mix of `mix_arguments`: reused when the file exists, else written."""
+    data: Path = (
+        args.data or Path(tempfile.gettempdir()) / f"bench-mix-{args.events}-{args.seed}.jsonl"
+    )
+    if data.exists():
+        print(f"reusing {data}", file=sys.stderr)
+        return data
+    started = time.perf_counter()
+    mix = generate(data, args.events, args.seed)
+    print(
+        f"generated {data} in {time.perf_counter() - started:.1f} s: {dict(mix)}", file=sys.stderr
+    )
+    return data
 
 
 def main() -> None:

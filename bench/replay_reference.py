@@ -19,9 +19,6 @@ timed with every rule. Prints one table and appends it to BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,7 +31,7 @@ import orjson
 from sigma.exceptions import SigmaError
 
 from bench.common import command, machine, record
-from bench.generate import generate
+from bench.generate import mix_arguments, mix_file
 from bench.replay_throughput import replay, rule_paths
 from detector.config import SourcesSettings
 from detector.normalize import SourceRegistry
@@ -190,18 +187,8 @@ def table(timings: list[Timing]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data", type=Path, help="generated file to reuse or create")
-    parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
-    args = parser.parse_args()
-
-    data = args.data or Path(tempfile.gettempdir()) / f"bench-mix-{args.events}-{args.seed}.jsonl"
-    if data.exists():
-        print(f"reusing {data}", file=sys.stderr)
-    else:
-        generate(data, args.events, args.seed)
+    args = mix_arguments(__doc__.split("\n", 1)[0], events=1_000_000)
+    data = mix_file(args)
     loaded = load_rules(rule_paths())
     router = RuleRouter(loaded.rules, build_registry(SourcesSettings()).routes())
     by_source, refused = converted(router)

@@ -10,7 +10,6 @@ and the command, to BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import sys
@@ -28,7 +27,7 @@ from bench.common import (
     machine,
     record,
 )
-from bench.generate import generate
+from bench.generate import mix_arguments, mix_file
 from detector.config import SourcesSettings
 from detector.deadletter import DeadLetterFile
 from detector.normalize import NormalizeStage
@@ -97,20 +96,8 @@ def table(runs: list[Run], size: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data", type=Path, help="generated file to reuse or create")
-    parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
-    args = parser.parse_args()
-
-    data = args.data or Path(tempfile.gettempdir()) / f"bench-mix-{args.events}-{args.seed}.jsonl"
-    if data.exists():
-        print(f"reusing {data}", file=sys.stderr)
-    else:
-        started = time.perf_counter()
-        mix = generate(data, args.events, args.seed)
-        print(f"generated {data} in {time.perf_counter() - started:.1f} s: {dict(mix)}")
+    args = mix_arguments(__doc__.split("\n", 1)[0], events=200_000)
+    data = mix_file(args)
     size = data.stat().st_size
 
     started = time.perf_counter()
