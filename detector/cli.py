@@ -146,6 +146,7 @@ class InputSpec:
     files: list[str]
     stage: NormalizeStage
     dead_letter: Path
+    settings: Settings  # loaded once from --config, for the sinks, responders and clusters
 
 
 def input_spec(
@@ -176,7 +177,7 @@ def input_spec(
     try:
         identity_map = chosen.load(registry.names)
         stage = NormalizeStage(registry, source, identities=identity_map)
-        return InputSpec(expand_paths(paths), stage, dead_letter)
+        return InputSpec(expand_paths(paths), stage, dead_letter, settings)
     except (UnknownSourceError, FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc.args[0])) from exc
 
@@ -204,7 +205,7 @@ def normalize(index_target: str | None, **options: Any) -> None:
         events = normalized_events(spec.files, spec.stage, letters, counts, advance)
         if target is not None:
             kind, stream = target
-            connection = _settings(options["config"]).search.model_copy(update={"kind": kind})
+            connection = spec.settings.search.model_copy(update={"kind": kind})
             try:
                 indexed = index_events(connection, stream, events, letters)
             except SEARCH_ERRORS as exc:
@@ -397,12 +398,12 @@ def replay(
         given = [name for name, value in unsupported.items() if value]
         if given:
             raise click.UsageError(f"--kafka replays through the workers: no {', '.join(given)}")
-        _replay_through_kafka(kafka_bootstrap, spec, options["config"], output, kafka_deadline)
+        _replay_through_kafka(kafka_bootstrap, spec, output, kafka_deadline)
         return
     reader = None
     if index is not None:
         kind, name = index
-        connection = _settings(options["config"]).search.model_copy(update={"kind": kind})
+        connection = spec.settings.search.model_copy(update={"kind": kind})
         reader = IndexReader(connection, name, since, until, query, resume_after, page_size)
     unknown = sorted(set(only_sources) - set(spec.stage.registry.names))
     if unknown:
@@ -418,10 +419,10 @@ def replay(
     inputs = [*spec.files, *([f"{reader.scheme}://{reader.index}"] if reader else [])]
     skip = _resume(engine, inputs, checkpoint_path) if from_checkpoint else 0
     try:
-        sink = BackgroundSink(_settings(options["config"]).sinks, sink_name) if sink_name else None
+        sink = BackgroundSink(spec.settings.sinks, sink_name) if sink_name else None
     except UnknownSinkError as exc:
         raise click.UsageError(f"--sink {sink_name}: {exc}") from exc
-    responder = _replay_responder(options["config"], playbook_paths, actions_output)
+    responder = _replay_responder(spec.settings, playbook_paths, actions_output)
     counts = RunCounts()
     collector = ReportCollector() if report_path is not None else None
     out = sys.stdout.buffer
@@ -754,12 +755,12 @@ def _write_report(
 
 
 def _replay_responder(
-    config: Path | None, playbooks: tuple[Path, ...], output: Path
+    settings: Settings, playbooks: tuple[Path, ...], output: Path
 ) -> ReplayResponder | None:
     if not playbooks:
         return None
     try:
-        return ReplayResponder(_settings(config).responders, list(playbooks), output)
+        return ReplayResponder(settings.responders, list(playbooks), output)
     except ConfigError as exc:
         raise click.UsageError(f"--playbooks: {exc}") from exc
 
@@ -795,16 +796,15 @@ _OUTPUT_BATCH = 1000
 
 
 def _replay_through_kafka(
-    bootstrap: str, spec: InputSpec, config: Path | None, output: Path | None, deadline: float
+    bootstrap: str, spec: InputSpec, output: Path | None, deadline: float
 ) -> None:
     """`replay --kafka`: the records to the workers' raw topics, their detections back."""
     from detector.runtime.kafka.admin import KafkaSetupError, ensure_topics
     from detector.runtime.kafka.replay import KafkaReplay, ReplayTimeoutError, replay_through_kafka
     from detector.runtime.kafka.topics import TopicNames, changelog_topic
 
-    settings = _settings(config)
-    kafka = settings.kafka.model_copy(update={"bootstrap": bootstrap})
-    settings = settings.model_copy(update={"kafka": kafka})
+    kafka = spec.settings.kafka.model_copy(update={"bootstrap": bootstrap})
+    settings = spec.settings.model_copy(update={"kafka": kafka})
     counts = RunCounts()
     run = KafkaReplay(
         bootstrap,
