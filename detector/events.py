@@ -8,7 +8,7 @@ Values a source does not carry stay absent: nothing is invented.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -28,6 +28,21 @@ def format_timestamp(value: datetime) -> str:
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # `isoformat` is a third of `strftime`'s cost; "+00:00" becomes "Z"
     return utc.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def unvalidated(cls: type[Model], values: dict[str, Any], fields_set: set[str]) -> Model:
+    """A model instance holding `values` (every field, in field order) as they are: for
+    values the engine made itself, where validation would only cost time. What pydantic's
+    `model_construct` does, without its per-field default handling."""
+    instance = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
 
 
 class Event(BaseModel):
@@ -114,12 +129,7 @@ class Event(BaseModel):
             raise ValueError("event.id and event.source must not be empty")
         if timestamp.tzinfo is not UTC:
             values["timestamp"] = timestamp.astimezone(UTC)
-        event = object.__new__(cls)
-        object.__setattr__(event, "__dict__", values)
-        object.__setattr__(event, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(event, "__pydantic_extra__", None)
-        object.__setattr__(event, "__pydantic_private__", None)
-        return event
+        return unvalidated(cls, values, set(fields))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape: dotted keys, absent values left out. Unredacted: for matching."""
@@ -138,13 +148,8 @@ class Event(BaseModel):
     def with_identity(self, identity: str) -> Event:
         """A copy with `user.identity` set. One string field changes, so the copy skips
         validation and pydantic's generic `model_copy` (half the cost, on every event)."""
-        copied = object.__new__(Event)
-        object.__setattr__(copied, "__dict__", {**self.__dict__, "user_identity": identity})
-        fields_set = self.__pydantic_fields_set__ | {"user_identity"}
-        object.__setattr__(copied, "__pydantic_fields_set__", fields_set)
-        object.__setattr__(copied, "__pydantic_extra__", None)
-        object.__setattr__(copied, "__pydantic_private__", None)
-        return copied
+        values = {**self.__dict__, "user_identity": identity}
+        return unvalidated(Event, values, self.__pydantic_fields_set__ | {"user_identity"})
 
     def to_json(self) -> bytes:
         """The JSON to write out: secrets in `raw` are redacted."""
