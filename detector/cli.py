@@ -6,8 +6,8 @@ import asyncio
 import os
 import ssl
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,6 +43,7 @@ from detector.correlate import (
     parse_timespan,
 )
 from detector.deadletter import DeadLetter, DeadLetterFile
+from detector.detections import Detection
 from detector.events import Event
 from detector.identity import IdentitySettings
 from detector.intake.settings import IntakeConfigError
@@ -50,6 +51,7 @@ from detector.normalize import NormalizeStage, UnknownSourceError
 from detector.normalize.base import SourceRoute
 from detector.normalize.builtin import build_registry
 from detector.normalize.declared import DeclaredSource
+from detector.parallel import Workers, WorkerState, parallel_replay
 from detector.pipeline import (
     Checkpointer,
     DetectionStage,
@@ -351,6 +353,15 @@ rules_option = click.option(
     show_default=True,
     help="With --kafka: fail if the workers have not finished the replay after SECONDS.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Parse, normalize and match in this many worker processes (correlation stays in "
+    "one): the same output, sooner on several cores. Not with --report, --playbooks, "
+    "--sink or --speed, which need whole events in one process.",
+)
 def replay(
     rule_dirs: tuple[Path, ...],
     no_index: bool,
@@ -374,6 +385,7 @@ def replay(
     page_size: int,
     kafka_bootstrap: str | None,
     kafka_deadline: float,
+    workers: int,
     **options: Any,
 ) -> None:
     """Replay audit logs through the rules and correlations: detections as JSON lines on
@@ -398,8 +410,20 @@ def replay(
         given = [name for name, value in unsupported.items() if value]
         if given:
             raise click.UsageError(f"--kafka replays through the workers: no {', '.join(given)}")
+        if workers > 1:
+            raise click.UsageError("--workers applies to a replay in this process, not --kafka")
         _replay_through_kafka(kafka_bootstrap, spec, output, kafka_deadline)
         return
+    if workers > 1:
+        whole_events = {
+            "--report": report_path,
+            "--playbooks": playbook_paths,
+            "--sink": sink_name,
+            "--speed": speed,
+        }
+        given = [name for name, value in whole_events.items() if value]
+        if given:
+            raise click.UsageError(f"--workers {workers}: not with {', '.join(given)}")
     reader = None
     if index is not None:
         kind, name = index
@@ -437,7 +461,22 @@ def replay(
             log.append(*pending)
             pending.clear()
 
+    def write(detection: bytes) -> None:
+        if log is None:
+            out.write(detection + b"\n")
+            return
+        pending.append(detection)
+        if len(pending) >= _OUTPUT_BATCH:
+            flush()
+
+    # forked before any thread starts (the progress display's, the sink's)
+    pool = (
+        Workers(workers, WorkerState(spec.stage, router, engine, selection))
+        if workers > 1
+        else None
+    )
     with (
+        pool if pool is not None else nullcontext(),
         DeadLetterFile(spec.dead_letter, collector.dead_letter if collector else None) as letters,
         _progress(counts) as progress,
         _sink_started(sink),
@@ -449,9 +488,10 @@ def replay(
         task = progress.add_task("replay", total=total)
         advance: Callable[[int], None] = partial(progress.advance, task)
         hooks: list[Callable[[Event], None]] = []
+        tick = None
         if progress.disable and progress_every > 0:
             line = ProgressLine(progress_every, total, counts, partial(click.echo, err=True))
-            advance = line.advance
+            advance, tick = line.advance, line.tick
             hooks.append(lambda _event: line.tick())
         if speed is not None:
             hooks.append(Pacer(speed, before_wait=flush))
@@ -461,31 +501,46 @@ def replay(
         if responder is not None:
             hooks.append(responder.seen)
         try:
-            for detection in replay_detections(
-                spec.files,
-                spec.stage,
-                stage,
-                letters,
-                counts,
-                advance,
-                skip,
-                saver,
-                selection,
-                _each(hooks),
-                reader,
-            ):
+            detections: Iterable[Detection | bytes]
+            if pool is not None:
+                detections = parallel_replay(
+                    pool,
+                    spec.files,
+                    spec.stage,
+                    engine,
+                    letters,
+                    counts,
+                    advance,
+                    skip,
+                    saver,
+                    tick,
+                    reader,
+                )
+            else:
+                detections = replay_detections(
+                    spec.files,
+                    spec.stage,
+                    stage,
+                    letters,
+                    counts,
+                    advance,
+                    skip,
+                    saver,
+                    selection,
+                    _each(hooks),
+                    reader,
+                )
+            for detection in detections:
+                if isinstance(detection, bytes):  # from the workers, written as they made it
+                    write(detection)
+                    continue
                 if sink is not None:
                     sink.enqueue(detection)
                 if collector is not None:
                     collector.detection(detection)
                 if responder is not None:
                     responder.detected(detection)
-                if log is None:
-                    out.write(detection.to_json() + b"\n")
-                    continue
-                pending.append(detection.to_json())
-                if len(pending) >= _OUTPUT_BATCH:
-                    flush()
+                write(detection.to_json())
         except SearchReadError as exc:
             flush()
             raise click.ClickException(str(exc)) from exc

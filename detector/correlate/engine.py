@@ -211,13 +211,29 @@ class CorrelationEngine:
         self, event: Event, matched: Iterable[CompiledRule]
     ) -> list[Detection | DeadLetter]:
         """Take one event and the rules it matched; return what became decided."""
-        out: list[Detection | DeadLetter] = []
         time = microseconds(event.timestamp)
         hits = self._event_hits(event, matched)
-        if hits and not self.offer(time, evidence_of(event, time), hits):
-            mark = self._watermark()
-            assert mark is not None
-            out.append(_late(event, mark))
+        if not hits:
+            return self.advance(time)
+        return self.take(time, hits, evidence_of(event, time), partial(_late, event))
+
+    def take(
+        self,
+        time: int,
+        hits: tuple[Hit, ...],
+        evidence: Ev | None,
+        late: Callable[[int], DeadLetter],
+    ) -> list[Detection | DeadLetter]:
+        """`process` for an event whose hits (`hits`) and evidence were found elsewhere (a
+        replay's worker process): what became decided; `late(watermark)` is the event's
+        dead letter when the watermark has passed it."""
+        out: list[Detection | DeadLetter] = []
+        if hits:
+            assert evidence is not None
+            if not self.offer(time, evidence, hits):
+                mark = self._watermark()
+                assert mark is not None
+                out.append(late(mark))
         out.extend(self.advance(time))
         return out
 
@@ -651,6 +667,7 @@ def _group_text(group: Mapping[str, str] | None) -> str:
 
 
 def _late(event: Event, mark: int) -> DeadLetter:
+    """The dead letter of `event`, late for the watermark `mark` (µs)."""
     time = microseconds(event.timestamp)
     return late_letter(time, event.event_source, event.event_id, orjson.dumps(event.raw), mark)
 

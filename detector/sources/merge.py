@@ -25,14 +25,18 @@ the order of the inputs, which makes the merged order deterministic for the same
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from detector.deadletter import DeadLetter
 from detector.events import Event
 
 #: (timestamp, source, event id)
 MergeKey = tuple[datetime, str, str]
+
+#: what is merged: normalized events, or what a worker made of them (`detector.parallel`)
+Result = TypeVar("Result")
 
 _FIRST: MergeKey = (datetime.min.replace(tzinfo=UTC), "", "")
 
@@ -42,18 +46,26 @@ def event_key(event: Event) -> MergeKey:
     return (event.timestamp, event.event_source, event.event_id)
 
 
-def _keyed(results: Iterable[Event | DeadLetter]) -> Iterator[tuple[MergeKey, Event | DeadLetter]]:
-    key = _FIRST
+def _keyed(
+    results: Iterable[Result | DeadLetter], key: Callable[[Any], MergeKey]
+) -> Iterator[tuple[MergeKey, Result | DeadLetter]]:
+    last = _FIRST
     for result in results:
-        if isinstance(result, Event):
-            key = event_key(result)
-        yield key, result
+        if not isinstance(result, DeadLetter):
+            last = key(result)
+        yield last, result
 
 
 def merge_by_event_time(
-    inputs: Iterable[Iterable[Event | DeadLetter]],
-) -> Iterator[Event | DeadLetter]:
-    """The results of all `inputs` (each in its own order) merged by event time."""
-    keyed = [_keyed(results) for results in inputs]
+    inputs: Iterable[Iterable[Result | DeadLetter]],
+    key: Callable[[Any], MergeKey] = event_key,
+) -> Iterator[Result | DeadLetter]:
+    """The results of all `inputs` (each in its own order) merged by event time; `key`
+    gives a result's place (by default the results are events)."""
+    streams = list(inputs)
+    if len(streams) == 1:  # nothing to merge: the input's own order
+        yield from streams[0]
+        return
+    keyed = [_keyed(results, key) for results in streams]
     for _, result in heapq.merge(*keyed, key=lambda pair: pair[0]):
         yield result
