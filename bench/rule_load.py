@@ -28,10 +28,10 @@ RULE_SETS = ("rules", "rules-emerging-threats", "rules-threat-hunting")
 def load_once(cache: str | None) -> dict[str, float | int]:
     """One load in this process: seconds, CPU seconds, rules and errors."""
     from detector.rules import load_rules
-    from detector.rules.cache import DocumentCache
+    from detector.rules.cache import RuleCache
 
     paths = [SIGMAHQ / name for name in RULE_SETS if (SIGMAHQ / name).is_dir()]
-    chosen = DocumentCache(Path(cache)) if cache else None
+    chosen = RuleCache(Path(cache)) if cache else None
     wall, cpu = time.perf_counter(), time.process_time()
     loaded = load_rules(paths, cache=chosen)
     return {
