@@ -11,6 +11,11 @@ pySigma knows neither the correlation types this engine adds (`EXTENSION_CORRELA
 nor conditions with several operators (ranges, which the specification allows). Such a
 correlation is shown to pySigma in a standard shape, so that it validates everything else,
 and `correlation_section` gives the section as written.
+
+With the rule cache (`detector.rules.cache`), a file loaded before in the same context
+is not parsed: its rules come from what the cache kept (`detector.rules.outcome`), with
+the same metadata, errors and order, and each one's detection is parsed and compiled on
+first use, with the filters of this load.
 """
 
 from __future__ import annotations
