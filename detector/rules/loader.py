@@ -73,7 +73,14 @@ class LoadResult:
 
 
 class RuleCacheError(RuntimeError):
-    """A cache entry that read well does not match its own documents (a damaged cache)."""
+    """A cache entry of the right shape whose documents are not the rules it lists: the
+    cache was damaged by something else than this engine, and must be deleted."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(
+            f"{path}: the rule cache entry of this file {what}; delete the rule cache"
+            " ($DETECTOR_RULE_CACHE, else ~/.cache/detector/rules) to rebuild it"
+        )
 
 
 def load_rules(
@@ -145,7 +152,7 @@ class _CachedFile:
             try:
                 documents = decode_documents(self.cached.documents)
             except (ValueError, EOFError, TypeError) as exc:
-                raise RuleCacheError(f"{self.path}: cached documents corrupt ({exc})") from exc
+                raise RuleCacheError(self.path, f"has corrupt documents ({exc})") from exc
             self._parsed = _parse_documents(self.path, documents, [])
         summaries = self.cached.rules or ()
         parsed = self._parsed[index] if index < len(self._parsed) else None
@@ -155,7 +162,7 @@ class _CachedFile:
             or _id(parsed) != summaries[index].id
             or parsed.title != summaries[index].title
         ):
-            raise RuleCacheError(f"{self.path}: the cache entry does not match its documents")
+            raise RuleCacheError(self.path, "does not match its documents")
         return compile_detection(parsed, placeholders, filters)
 
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from detector.rules import LoadResult, load_rules
 from detector.rules import loader as rule_loader
 from detector.rules.cache import RuleCache, decode_documents, encode_documents
+from detector.rules.loader import RuleCacheError
 from detector.rules.outcome import CachedFile
 
 RULE = """
@@ -224,6 +225,28 @@ def test_a_corrupt_cache_file_is_ignored_with_a_warning(
     assert any("is corrupt" in message for message in caplog.messages)
     rewritten = CachedFile.from_plain(marshal.loads(cached.read_bytes()))
     assert rewritten.rules is not None and len(rewritten.rules) == 2
+
+
+@pytest.mark.parametrize(
+    "documents",
+    [b"\x00not marshal", encode_documents([{"title": "another rule"}])],
+    ids=["corrupt", "other-rules"],
+)
+def test_an_entry_whose_documents_are_not_its_rules_fails_on_use(
+    rules_dir: Path, tmp_path: Path, documents: bytes
+) -> None:
+    """An entry of the right shape around other documents is no entry this engine
+    writes: the rule that needs them says so, and names the file and the cache."""
+    cache = RuleCache(tmp_path / "cache")
+    load_rules([rules_dir], cache=cache)
+    (cached,) = (tmp_path / "cache").rglob("*.marshal")
+    kept = CachedFile.from_plain(marshal.loads(cached.read_bytes()))
+    damaged = CachedFile(documents, kept.problems, kept.rules)
+    cached.write_bytes(marshal.dumps(damaged.to_plain()))
+    loaded = load_rules([rules_dir], cache=cache)
+    assert [r.title for r in loaded.rules] == ["Secret deleted", "Exec into pod"]
+    with pytest.raises(RuleCacheError, match=r"k8s\.yml: the rule cache entry of this file"):
+        loaded.rules[0].matches(DELETE)
 
 
 def test_files_with_correlations_or_filters_keep_their_documents_only(
