@@ -1,11 +1,18 @@
-"""A cache of parsed rule files: the YAML documents of each file, keyed by its content.
+"""A cache of what loading a rule file gave, keyed by the file's content.
 
-Parsing YAML is a quarter of loading a large rule set (SigmaHQ's ~3,700 files). The cache
-keeps each file's documents as plain data (dicts, lists, strings, numbers, dates) written
-with `marshal`, which can only rebuild such values and never runs code, under the
-SHA-256 of the file's bytes and of the versions of everything that shapes the documents
-(this format, the engine, PyYAML, pySigma's YAML loader). A changed file, or an upgrade,
-is a miss; a cache file that cannot be read is ignored with a warning and rewritten.
+Loading a large rule set (SigmaHQ's ~3,700 files) is parsing YAML, pySigma building its
+rule objects and compiling the detections; the cache keeps, per file, the YAML documents
+and, for a file of plain rules, each rule's metadata and whether it compiles
+(`detector.rules.outcome`), so a load from the cache builds the rules without parsing or
+compiling any (`CompiledRule` compiles a cached rule on first use).
+
+Everything is plain data (tuples, dicts, lists, strings, numbers, bytes; dates as tagged
+ISO text) written with `marshal`, which can only rebuild such values and never runs code.
+The key is the SHA-256 of the file's bytes, of the load's context (the placeholder
+values the rules compiled with) and of the versions of everything that shapes the
+outcome: this format, the engine and the source of its rule compiler, PyYAML, pySigma.
+A changed file, other placeholders, or an upgrade, is a miss; a cache file that cannot be
+read is ignored with a warning and rewritten.
 
 Where: `$DETECTOR_RULE_CACHE`, else `$XDG_CACHE_HOME/detector/rules`, else
 `~/.cache/detector/rules`. `DETECTOR_RULE_CACHE=off` turns the cache off.
@@ -18,34 +25,44 @@ import logging
 import marshal
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import detector
 
 log = logging.getLogger(__name__)
 
 #: Bumped when what is cached, or how, changes.
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 #: `DETECTOR_RULE_CACHE` values that turn the cache off.
 OFF = frozenset({"off", "0", "false", "no"})
-#: YAML never gives tuples, so a tuple in the cache is a tagged value marshal cannot hold.
+#: YAML never gives tuples, so a tuple in the documents is a tagged value.
 _DATE, _DATETIME = "date", "datetime"
 
+T = TypeVar("T")
 
-class DocumentCache:
-    """Parsed YAML documents of rule files, one cache file per file content."""
+
+class RuleCache:
+    """What loading each rule file gave, one cache file per file content and context."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._salt = "\0".join(
-            [CACHE_FORMAT, detector.__version__, version("pyyaml"), version("pysigma")]
+            [
+                CACHE_FORMAT,
+                detector.__version__,
+                _compiler_digest(),
+                version("pyyaml"),
+                version("pysigma"),
+            ]
         ).encode()
 
     @classmethod
-    def default(cls) -> DocumentCache | None:
+    def default(cls) -> RuleCache | None:
         """The cache the environment asks for (None when it is turned off)."""
         configured = os.environ.get("DETECTOR_RULE_CACHE", "")
         if configured.strip().lower() in OFF:
@@ -55,13 +72,16 @@ class DocumentCache:
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
         return cls(Path(base) / "detector" / "rules")
 
-    def _path(self, content: bytes) -> Path:
-        digest = hashlib.sha256(self._salt + b"\0" + content).hexdigest()
+    def _path(self, content: bytes, context: bytes) -> Path:
+        digest = hashlib.sha256(
+            b"\0".join([self._salt, hashlib.sha256(context).digest(), content])
+        ).hexdigest()
         return self.directory / digest[:2] / f"{digest}.marshal"
 
-    def get(self, content: bytes) -> list[Any] | None:
-        """The documents of a file with these bytes, or None on a miss."""
-        path = self._path(content)
+    def get(self, content: bytes, context: bytes, read: Callable[[Any], T]) -> T | None:
+        """`read` of what was kept for a file with these bytes in this context, or None
+        on a miss. `read` raises ValueError or TypeError for a value of the wrong shape."""
+        path = self._path(content, context)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -70,23 +90,16 @@ class DocumentCache:
             log.warning("rule cache: cannot read %s (%s); parsing the file", path, exc)
             return None
         try:
-            documents = _decode(marshal.loads(data))
+            return read(marshal.loads(data))
         except (ValueError, EOFError, TypeError) as exc:
             log.warning("rule cache: %s is corrupt (%s); parsing the file", path, exc)
             return None
-        if not isinstance(documents, list):
-            log.warning("rule cache: %s is corrupt (not a list); parsing the file", path)
-            return None
-        return documents
 
-    def put(self, content: bytes, documents: list[Any]) -> None:
-        """Keep the documents of a file with these bytes; values marshal cannot hold (an
-        unusual YAML tag) leave the file uncached, and a write failure is only logged."""
-        try:
-            data = marshal.dumps(_encode(documents))
-        except ValueError:
-            return
-        path = self._path(content)
+    def put(self, content: bytes, context: bytes, value: Any) -> None:
+        """Keep `value` (plain data) for a file with these bytes in this context; a write
+        failure is only logged."""
+        data = marshal.dumps(value)
+        path = self._path(content, context)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
@@ -94,6 +107,30 @@ class DocumentCache:
             os.replace(handle.name, path)  # readers never see half a file
         except OSError as exc:
             log.warning("rule cache: cannot write %s (%s)", path, exc)
+
+
+@cache
+def _compiler_digest() -> str:
+    """The SHA-256 of the rule engine's source: an edited compiler may compile a rule the
+    old one refused (or the other way round), so its cached outcomes do not carry over."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def encode_documents(documents: list[Any]) -> bytes:
+    """YAML documents as marshal bytes; ValueError for a value marshal cannot hold (an
+    unusual YAML tag)."""
+    return marshal.dumps(_encode(documents))
+
+
+def decode_documents(data: bytes) -> list[Any]:
+    """What `encode_documents` gave, back; ValueError, EOFError or TypeError if corrupt."""
+    documents = _decode(marshal.loads(data))
+    if not isinstance(documents, list):
+        raise ValueError("not a list of documents")
+    return documents
 
 
 def _encode(value: Any) -> Any:

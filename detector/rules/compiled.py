@@ -8,7 +8,7 @@ exclusion filter says `condition: not selection`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,8 +78,34 @@ class Explanation:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class RuleDetection:
+    """What compiling a rule's detection gives, beside its metadata."""
+
+    #: the pySigma rule it was compiled from (description, references, custom fields...)
+    rule: SigmaRule
+    #: field names the detection reads (fieldref targets and filter fields included)
+    fields: frozenset[str]
+    #: True if some search identifier is a keyword search over the whole record
+    keyword_search: bool
+    #: search identifier -> its predicate, for explanations
+    identifiers: Mapping[str, Predicate]
+    #: the rule's own condition, without filters
+    condition: Predicate
+    #: the filters applied to this rule
+    filters: tuple[CompiledFilter, ...]
+    #: the full test, condition and applied filters, that `matches` is generated from
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledRule:
-    """A Sigma rule ready to match JSON records (compared and hashed by identity)."""
+    """A Sigma rule ready to match JSON records (compared and hashed by identity).
+
+    The metadata is there from the start. The detection is either compiled already or,
+    for a rule loaded from the rule cache, compiled when first needed (`detection` and
+    the properties below, or the first call of `matches`): most of a large rule set is
+    never routed to any source, so it is never parsed nor compiled.
+    """
 
     id: str | None
     name: str | None
@@ -88,22 +114,61 @@ class CompiledRule:
     status: str | None
     tags: tuple[str, ...]
     logsource: LogSource
-    #: field names the detection reads (fieldref targets and filter fields included)
-    fields: frozenset[str]
-    #: True if some search identifier is a keyword search over the whole record
-    keyword_search: bool
+    source: Path | None
     #: the full test, condition and applied filters: one generated function (see codegen),
     #: made on the first call
-    matches: Predicate
-    #: search identifier -> its predicate, for explanations
-    identifiers: Mapping[str, Predicate] = field(repr=False)
-    #: the rule's own condition, without filters
-    condition: Predicate = field(repr=False)
-    #: the filters applied to this rule
-    filters: tuple[CompiledFilter, ...]
-    source: Path | None
-    #: the pySigma rule it was compiled from (description, references, custom fields...)
-    rule: SigmaRule = field(repr=False)
+    matches: Predicate = field(init=False, repr=False)
+    #: the compiled detection, or what compiles it
+    compiled: RuleDetection | Callable[[], RuleDetection] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matches", self._generate_on_first_call)
+
+    def _generate_on_first_call(self, record: Record) -> bool:
+        """Generates the rule's function and puts it in the place of `matches`: a large
+        rule set loads without generating code for rules no record ever reaches."""
+        generated = generate(self.detection.plan)
+        object.__setattr__(self, "matches", generated)
+        return generated(record)
+
+    @property
+    def detection(self) -> RuleDetection:
+        """The compiled detection (compiling it now if the rule came from the cache)."""
+        compiled = self.compiled
+        if not isinstance(compiled, RuleDetection):
+            compiled = compiled()
+            object.__setattr__(self, "compiled", compiled)
+        return compiled
+
+    @property
+    def rule(self) -> SigmaRule:
+        """The pySigma rule it was compiled from (description, references...)."""
+        return self.detection.rule
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Field names the detection reads (fieldref targets and filter fields included)."""
+        return self.detection.fields
+
+    @property
+    def keyword_search(self) -> bool:
+        """True if some search identifier is a keyword search over the whole record."""
+        return self.detection.keyword_search
+
+    @property
+    def identifiers(self) -> Mapping[str, Predicate]:
+        """Search identifier -> its predicate, for explanations."""
+        return self.detection.identifiers
+
+    @property
+    def condition(self) -> Predicate:
+        """The rule's own condition, without filters."""
+        return self.detection.condition
+
+    @property
+    def filters(self) -> tuple[CompiledFilter, ...]:
+        """The filters applied to this rule."""
+        return self.detection.filters
 
     def explain(self, record: Record) -> Explanation:
         """Each search identifier's and filter's result on `record`."""
@@ -127,13 +192,8 @@ def compile_rule(
 
     Raises RuleCompileError with the reason when the rule cannot be evaluated.
     """
-    if rule.errors:
-        raise RuleCompileError(error_reason(rule.errors[0]))
-    compiler = DetectionCompiler(placeholders or {})
-    identifiers, condition = _compile_detections(compiler, rule.detection)
-    applied = tuple(f for f in filters if f.applies_to(rule))
-    full = plan_all([condition, *(f.plan for f in applied)])
-    compiled = CompiledRule(
+    detection = compile_detection(rule, placeholders, filters)
+    return CompiledRule(
         id=_id(rule),
         name=rule.name,
         title=rule.title,
@@ -141,30 +201,31 @@ def compile_rule(
         status=rule.status.name.lower() if rule.status is not None else None,
         tags=tuple(str(tag) for tag in rule.tags),
         logsource=LogSource.of(rule.logsource),
+        source=_path(rule),
+        compiled=detection,
+    )
+
+
+def compile_detection(
+    rule: SigmaRule,
+    placeholders: Placeholders | None = None,
+    filters: Sequence[CompiledFilter] = (),
+) -> RuleDetection:
+    """The detection part of `compile_rule` (raises RuleCompileError likewise)."""
+    if rule.errors:
+        raise RuleCompileError(error_reason(rule.errors[0]))
+    compiler = DetectionCompiler(placeholders or {})
+    identifiers, condition = _compile_detections(compiler, rule.detection)
+    applied = tuple(f for f in filters if f.applies_to(rule))
+    return RuleDetection(
+        rule=rule,
         fields=frozenset(compiler.fields).union(*(f.fields for f in applied)),
         keyword_search=compiler.keyword_search,
-        matches=full.predicate,
         identifiers={name: plan.predicate for name, plan in identifiers.items()},
         condition=condition.predicate,
         filters=applied,
-        source=_path(rule),
-        rule=rule,
+        plan=plan_all([condition, *(f.plan for f in applied)]),
     )
-    object.__setattr__(compiled, "matches", _generated_on_first_call(compiled, full))
-    return compiled
-
-
-def _generated_on_first_call(compiled: CompiledRule, plan: Plan) -> Predicate:
-    """`matches` that generates the rule's function when first called and puts it in
-    its place: a large rule set (SigmaHQ's 3,752 rules, a tenth of them for audit
-    sources) loads without generating code for rules no record ever reaches."""
-
-    def first_call(record: Record) -> bool:
-        generated = generate(plan)
-        object.__setattr__(compiled, "matches", generated)
-        return generated(record)
-
-    return first_call
 
 
 def compile_filter(

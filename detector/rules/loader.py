@@ -11,11 +11,18 @@ pySigma knows neither the correlation types this engine adds (`EXTENSION_CORRELA
 nor conditions with several operators (ranges, which the specification allows). Such a
 correlation is shown to pySigma in a standard shape, so that it validates everything else,
 and `correlation_section` gives the section as written.
+
+With the rule cache (`detector.rules.cache`), a file loaded before in the same context
+is not parsed: its rules come from what the cache kept (`detector.rules.outcome`), with
+the same metadata, errors and order, and each one's detection is parsed and compiled on
+first use, with the filters of this load.
 """
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,9 +36,18 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaRuleBase
 from sigma.rule.base import SigmaYAMLLoader
 
-from detector.rules.cache import DocumentCache
-from detector.rules.compiled import CompiledFilter, CompiledRule, compile_filter, compile_rule
+from detector.rules.cache import RuleCache, decode_documents, encode_documents
+from detector.rules.compiled import (
+    CompiledFilter,
+    CompiledRule,
+    RuleDetection,
+    compile_detection,
+    compile_filter,
+    compile_rule,
+)
 from detector.rules.errors import RuleCompileError, error_reason
+from detector.rules.errors import RuleError as RuleError  # where callers of load_rules find it
+from detector.rules.outcome import CachedFile, FileProblem, RuleSummary
 from detector.rules.placeholders import Placeholders
 
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -46,22 +62,6 @@ RULE_TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class RuleError:
-    """A file, rule or filter that could not be loaded, and why."""
-
-    path: Path
-    rule_id: str | None
-    title: str | None
-    #: io | yaml | sigma (pySigma rejected it) | compile | duplicate-id | internal
-    kind: str
-    reason: str
-
-    def __str__(self) -> str:
-        what = f" rule {self.rule_id}" if self.rule_id else ""
-        return f"{self.path}{what}: {self.kind}: {self.reason}"
-
-
 @dataclass
 class LoadResult:
     """The outcome of `load_rules`."""
@@ -72,64 +72,230 @@ class LoadResult:
     filters: list[CompiledFilter] = field(default_factory=list)
 
 
+class RuleCacheError(RuntimeError):
+    """A cache entry of the right shape whose documents are not the rules it lists: the
+    cache was damaged by something else than this engine, and must be deleted."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(
+            f"{path}: the rule cache entry of this file {what}; delete the rule cache"
+            " ($DETECTOR_RULE_CACHE, else ~/.cache/detector/rules) to rebuild it"
+        )
+
+
 def load_rules(
     paths: Iterable[str | Path],
     placeholders: Placeholders | None = None,
     *,
-    cache: DocumentCache | Literal["environment"] | None = "environment",
+    cache: RuleCache | Literal["environment"] | None = "environment",
 ) -> LoadResult:
     """Load, filter and compile every Sigma rule under `paths` (files or directories).
 
-    Parsed YAML comes from `cache` where it has the file (`detector.rules.cache`; by
-    default the one the environment configures, None for no cache).
+    What loading a file gave comes from `cache` where it has the file
+    (`detector.rules.cache`; by default the one the environment configures, None for no
+    cache); the rules of such a file are parsed and compiled when first needed.
     """
-    documents_cache = DocumentCache.default() if cache == "environment" else cache
+    rule_cache = RuleCache.default() if cache == "environment" else cache
+    loading = _Loading(placeholders, rule_cache)
     result = LoadResult()
-    rules: list[SigmaRule] = []
+    rules: list[SigmaRule | _CachedRule] = []
     seen_ids: dict[str, Path] = {}
     for path in _rule_files(paths, result.errors):
-        for item in _parse_file(path, result.errors, documents_cache):
-            if item.id is not None:
-                first = seen_ids.get(str(item.id))
+        for item in loading.file(path, result.errors):
+            item_id = item.id if isinstance(item, _CachedRule) else _id(item)
+            if item_id is not None:
+                first = seen_ids.get(item_id)
                 if first is not None:
-                    result.errors.append(
-                        _error(path, item, "duplicate-id", f"rule id already loaded from {first}")
-                    )
+                    reason = f"rule id already loaded from {first}"
+                    error = RuleError(path, item_id, item.title or None, "duplicate-id", reason)
+                    result.errors.append(error)
                     continue
-                seen_ids[str(item.id)] = path
+                seen_ids[item_id] = path
             if isinstance(item, SigmaCorrelationRule):
                 result.correlations.append(item)
             elif isinstance(item, SigmaFilter):
-                compiled = _guard(
-                    path, item, result.errors, partial(compile_filter, item, placeholders)
-                )
-                if compiled is not None:
+                compiled = _guard(path, item, partial(compile_filter, item, placeholders))
+                if isinstance(compiled, RuleError):
+                    result.errors.append(compiled)
+                else:
                     result.filters.append(compiled)
-            elif isinstance(item, SigmaRule):
+            elif isinstance(item, SigmaRule | _CachedRule):
                 rules.append(item)
     for rule in rules:
-        path = rule.source.path if rule.source is not None else Path()
-        compiled_rule = _guard(
-            path, rule, result.errors, partial(compile_rule, rule, placeholders, result.filters)
-        )
-        if compiled_rule is not None:
-            result.rules.append(compiled_rule)
+        if isinstance(rule, _CachedRule):
+            loaded = rule.load(placeholders, result.filters)
+        else:
+            path = rule.source.path if rule.source is not None else Path()
+            loaded = _guard(path, rule, partial(compile_rule, rule, placeholders, result.filters))
+            loading.outcomes[id(rule)] = loaded
+        if isinstance(loaded, RuleError):
+            result.errors.append(loaded)
+        else:
+            result.rules.append(loaded)
+    loading.keep()
     return result
 
 
-def _guard(
-    path: Path, item: SigmaRuleBase, errors: list[RuleError], compile_item: Callable[[], T]
-) -> T | None:
-    """compile_item(), or None with the failure recorded as a RuleError."""
+class _CachedFile:
+    """A file loaded from the cache, whose rules pySigma parses when one is needed."""
+
+    def __init__(self, path: Path, cached: CachedFile) -> None:
+        self.path = path
+        self.cached = cached
+        self._parsed: list[SigmaRuleBase] | None = None
+
+    def compile(
+        self, index: int, placeholders: Placeholders | None, filters: list[CompiledFilter]
+    ) -> RuleDetection:
+        """The detection of the file's `index`th rule, with the filters of the load."""
+        if self._parsed is None:
+            try:
+                documents = decode_documents(self.cached.documents)
+            except (ValueError, EOFError, TypeError) as exc:
+                raise RuleCacheError(self.path, f"has corrupt documents ({exc})") from exc
+            self._parsed = _parse_documents(self.path, documents, [])
+        summaries = self.cached.rules or ()
+        parsed = self._parsed[index] if index < len(self._parsed) else None
+        if (
+            index >= len(summaries)
+            or not isinstance(parsed, SigmaRule)
+            or _id(parsed) != summaries[index].id
+            or parsed.title != summaries[index].title
+        ):
+            raise RuleCacheError(self.path, "does not match its documents")
+        return compile_detection(parsed, placeholders, filters)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _CachedRule:
+    """A rule of a cached file, before the load decides whether it is kept."""
+
+    file: _CachedFile
+    index: int
+    summary: RuleSummary
+
+    @property
+    def id(self) -> str | None:
+        return self.summary.id
+
+    @property
+    def title(self) -> str | None:
+        return self.summary.title
+
+    def load(
+        self, placeholders: Placeholders | None, filters: list[CompiledFilter]
+    ) -> CompiledRule | RuleError:
+        """The rule, its detection compiled when first needed, or the error compiling
+        it gave when the file was cached."""
+        summary = self.summary
+        if summary.failure is not None:
+            kind, reason = summary.failure
+            return RuleError(self.file.path, summary.id, summary.title, kind, reason)
+        assert summary.title is not None  # RuleSummary checks it
+        return CompiledRule(
+            id=summary.id,
+            name=summary.name,
+            title=summary.title,
+            level=summary.level,
+            status=summary.status,
+            tags=summary.tags,
+            logsource=summary.logsource,
+            source=self.file.path,
+            compiled=partial(self.file.compile, self.index, placeholders, filters),
+        )
+
+
+class _Loading:
+    """The cache's part in one load: files read from it, files parsed to be kept in it."""
+
+    def __init__(self, placeholders: Placeholders | None, cache: RuleCache | None) -> None:
+        self.placeholders = placeholders
+        self.cache = cache
+        #: what else than a file's bytes shapes its outcome: the placeholder values
+        self.context = repr(sorted((placeholders or {}).items())).encode()
+        #: files parsed in this load: bytes, encoded documents, parse errors, items
+        self.parsed: list[tuple[bytes, bytes, list[RuleError], list[SigmaRuleBase]]] = []
+        #: id() of each rule compiled in this load -> what compiling it gave
+        self.outcomes: dict[int, CompiledRule | RuleError] = {}
+
+    def file(self, path: Path, errors: list[RuleError]) -> Sequence[SigmaRuleBase | _CachedRule]:
+        """The rules, correlations and filters of one file that parsed without error."""
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            errors.append(RuleError(path, None, None, "io", str(exc)))
+            return []
+        if self.cache is not None:
+            cached = self.cache.get(content, self.context, CachedFile.from_plain)
+            if cached is not None:
+                return self._from_cache(path, cached, errors)
+        try:
+            # as `read_text` gives it: universal newlines
+            text = content.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError as exc:
+            errors.append(RuleError(path, None, None, "io", str(exc)))
+            return []
+        documents, failure = _yaml_documents(text)
+        file_errors: list[RuleError] = []
+        items = _parse_documents(path, documents, file_errors, failure)
+        errors.extend(file_errors)
+        if self.cache is not None and failure is None:  # a broken file is parsed every time
+            try:
+                encoded = encode_documents(documents)  # as pySigma was given them
+            except ValueError:
+                pass  # a value of an unusual YAML tag
+            else:
+                self.parsed.append((content, encoded, file_errors, items))
+        return items
+
+    def _from_cache(
+        self, path: Path, cached: CachedFile, errors: list[RuleError]
+    ) -> Sequence[SigmaRuleBase | _CachedRule]:
+        if cached.problems is None or cached.rules is None:
+            file_errors: list[RuleError] = []
+            items = _parse_documents(path, decode_documents(cached.documents), file_errors)
+            errors.extend(file_errors)
+            return items
+        errors.extend(problem.at(path) for problem in cached.problems)
+        file = _CachedFile(path, cached)
+        return [_CachedRule(file, index, summary) for index, summary in enumerate(cached.rules)]
+
+    def keep(self) -> None:
+        """Keep the files parsed in this load in the cache, with what loading them gave:
+        a file of plain rules whole, one with a correlation or a filter its documents."""
+        if self.cache is None:
+            return
+        for content, documents, file_errors, items in self.parsed:
+            kept = CachedFile(documents, None, None)
+            if all(isinstance(item, SigmaRule) for item in items):
+                summaries = tuple(RuleSummary.of(self._outcome(item)) for item in items)
+                problems = tuple(FileProblem.of(error) for error in file_errors)
+                whole = CachedFile(documents, problems, summaries)
+                with suppress(ValueError):  # metadata of an unusual type: parsed on every load
+                    kept = CachedFile.from_plain(whole.to_plain())
+            self.cache.put(content, self.context, kept.to_plain())
+
+    def _outcome(self, rule: SigmaRuleBase) -> CompiledRule | RuleError:
+        """What compiling the rule gave in this load; one the load skipped (its id was
+        taken) is compiled now, as a load of its file elsewhere would compile it."""
+        outcome = self.outcomes.get(id(rule))
+        if outcome is None:
+            assert isinstance(rule, SigmaRule)
+            path = rule.source.path if rule.source is not None else Path()
+            outcome = _guard(path, rule, partial(compile_rule, rule, self.placeholders))
+        return outcome
+
+
+def _guard(path: Path, item: SigmaRuleBase, compile_item: Callable[[], T]) -> T | RuleError:
+    """compile_item(), or the RuleError saying why it failed."""
     try:
         return compile_item()
     except RuleCompileError as exc:
-        errors.append(_error(path, item, "compile", str(exc)))
+        return _error(path, item, "compile", str(exc))
     except SigmaError as exc:
-        errors.append(_error(path, item, "sigma", error_reason(exc)))
+        return _error(path, item, "sigma", error_reason(exc))
     except Exception as exc:  # a bug here must not stop the other rules from loading
-        errors.append(_error(path, item, "internal", f"{type(exc).__name__}: {exc}"))
-    return None
+        return _error(path, item, "internal", f"{type(exc).__name__}: {exc}")
 
 
 def is_rule_test_file(path: Path) -> bool:
@@ -138,14 +304,12 @@ def is_rule_test_file(path: Path) -> bool:
 
 def _rule_files(paths: Iterable[str | Path], errors: list[RuleError]) -> Iterator[Path]:
     """Rule files under `paths`, each once, directories walked in sorted order."""
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in RULE_SUFFIXES and p.is_file() and not is_rule_test_file(p)
+                p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and not is_rule_test_file(p)
             )
         elif path.is_file():
             found = [path]
@@ -153,23 +317,21 @@ def _rule_files(paths: Iterable[str | Path], errors: list[RuleError]) -> Iterato
             errors.append(RuleError(path, None, None, "io", "no such file or directory"))
             continue
         for file in found:
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
+            try:
+                status = file.stat()
+            except OSError:
+                continue  # a dangling link
+            identity = (status.st_dev, status.st_ino)  # the same file, by whatever path
+            if stat.S_ISREG(status.st_mode) and identity not in seen:
+                seen.add(identity)
                 yield file
 
 
-def _parse_file(
-    path: Path, errors: list[RuleError], cache: DocumentCache | None
+def _parse_documents(
+    path: Path, parsed: list[Any], errors: list[RuleError], failure: str | None = None
 ) -> list[SigmaRuleBase]:
-    """The rules, correlations and filters of one file that pySigma parsed without error."""
-    try:
-        content = path.read_bytes()
-        # as `read_text` gives it: universal newlines
-        text = content.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.append(RuleError(path, None, None, "io", str(exc)))
-        return []
-    parsed, failure = _yaml_documents(text, content, cache)
+    """The rules, correlations and filters pySigma parsed without error from the YAML
+    documents of a file (`failure`: why its YAML stopped parsing after them)."""
     documents: list[dict[str, Any]] = []
     for number, document in enumerate(parsed, 1):
         if isinstance(document, dict):
@@ -206,23 +368,15 @@ def _parse_file(
     return _without_errors(path, items, collection.errors, errors)
 
 
-def _yaml_documents(
-    text: str, content: bytes, cache: DocumentCache | None
-) -> tuple[list[Any], str | None]:
-    """The YAML documents of a file (`content` is its bytes, `text` their text), from
-    `cache` when it has them. A file that does not parse whole gives the documents before
-    the error and the error (and is not cached)."""
-    cached = cache.get(content) if cache is not None else None
-    if cached is not None:
-        return cached, None
+def _yaml_documents(text: str) -> tuple[list[Any], str | None]:
+    """The YAML documents of a file's text; a file that does not parse whole gives the
+    documents before the error, and the error."""
     documents: list[Any] = []
     try:
         for document in yaml.load_all(text, Loader=SigmaYAMLLoader):
             documents.append(document)
     except Exception as exc:  # YAMLError, or a value the YAML constructors reject
         return documents, " ".join(str(exc).split())
-    if cache is not None:
-        cache.put(content, documents)
     return documents, None
 
 
@@ -289,5 +443,8 @@ def _without_errors(
 
 
 def _error(path: Path, item: SigmaRuleBase, kind: str, reason: str) -> RuleError:
-    rule_id = str(item.id) if item.id is not None else None
-    return RuleError(path, rule_id, item.title or None, kind, reason)
+    return RuleError(path, _id(item), item.title or None, kind, reason)
+
+
+def _id(item: SigmaRuleBase) -> str | None:
+    return str(item.id) if item.id is not None else None
