@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import random
 import sys
 import tempfile
@@ -426,10 +427,13 @@ def generate(
     return counts
 
 
-def mix_arguments(description: str, events: int) -> argparse.Namespace:
-    """The options every replay benchmark takes: how many events, the seed, the file."""
+def mix_arguments(description: str, events: int, *, workers: bool = False) -> argparse.Namespace:
+    """The options every replay benchmark takes: how many events, the seed, the file (and,
+    `workers`, how many worker processes the parallel runs use)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--events", type=int, default=events)
+    if workers:
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, help="generated file to reuse or create")
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")

@@ -148,8 +148,11 @@ class Workers:
     def __enter__(self) -> Workers:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self._pool.terminate()
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:  # every task done: let the workers exit on their own
+            self._pool.close()
+        else:
+            self._pool.terminate()
         self._pool.join()
 
     def outcomes(self, records: Iterable[RawRecord]) -> Iterator[Outcome | DeadLetter]:
