@@ -167,11 +167,15 @@ class RuleRouter:
         self.routes = dict(routes)
         self.raw: dict[str, _RouteIndex] = {}
         self.normalized: dict[str, _RouteIndex] = {}
+        #: sources with a normalized-event rule that reads `@timestamp`
+        self._timestamp_read: set[str] = set()
         for source, route in self.routes.items():
             raw = [r for r in self.rules if _serves(r, route)]
             normalized = [r for r in self.rules if _serves_normalized(r, source)]
             self.raw[source] = _RouteIndex.build(raw, indexed)
             self.normalized[source] = _RouteIndex.build(normalized, indexed)
+            if any(_reads_timestamp(rule) for rule in normalized):
+                self._timestamp_read.add(source)
         routed = {
             id(r) for index in (*self.raw.values(), *self.normalized.values()) for r in index.rules
         }
@@ -186,7 +190,7 @@ class RuleRouter:
             matched.extend(r for r in raw_index.candidates(event.raw) if r.matches(event.raw))
         normalized_index = self.normalized.get(event.event_source)
         if normalized_index is not None and normalized_index.rules:
-            record = event.to_record()
+            record = event.to_record(timestamp=event.event_source in self._timestamp_read)
             matched.extend(r for r in normalized_index.candidates(record) if r.matches(record))
         return matched
 
@@ -206,6 +210,11 @@ def _serves(rule: CompiledRule, route: SourceRoute) -> bool:
         and logsource.product == route.product
         and logsource.service in (None, route.service)
     )
+
+
+def _reads_timestamp(rule: CompiledRule) -> bool:
+    """Whether the rule can read `@timestamp` (by name, or in a keyword search)."""
+    return rule.keyword_search or any(name.startswith("@timestamp") for name in rule.fields)
 
 
 def _serves_normalized(rule: CompiledRule, source: str) -> bool:

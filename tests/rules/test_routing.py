@@ -159,3 +159,31 @@ def test_second_field_narrows_a_value_and_keeps_the_rule_order() -> None:
         raw = {"verb": "create", "objectRef": object_ref, "user": system}
         assert indexed.match(event("kubernetes", raw)) == expected
         assert sorted(map(id, expected)) == sorted(map(id, flat.match(event("kubernetes", raw))))
+
+
+def test_timestamp_and_keyword_rules_see_the_formatted_event_time() -> None:
+    """`@timestamp` is formatted into the matched record only for the sources whose
+    rules can read it; where they can, it reads as written out."""
+    by_time = rule(
+        {"product": "cicd", "service": "github"},
+        {"sel": {"@timestamp|startswith": "2025-01-01T00:00:00.000000Z"}, "condition": "sel"},
+    )
+    keyword = rule(
+        {"product": "cicd", "service": "gitlab"},
+        {"keywords": ["2025-01-01T00:00:00"], "condition": "keywords"},
+    )
+    by_action = rule({"product": "cicd"}, {"sel": {"event.action": "push"}, "condition": "sel"})
+    router = RuleRouter([by_time, keyword, by_action], ROUTES)
+    pushed = {"event_action": "push"}
+
+    def matched(source: str) -> set[int]:
+        return {id(found) for found in router.match(event(source, {}, **pushed))}
+
+    assert matched("github") == {id(by_time), id(by_action)}
+    assert matched("gitlab") == {id(keyword), id(by_action)}
+    assert matched("registry") == {id(by_action)}
+    assert event("registry", {}).to_record(timestamp=False).keys() == {
+        "event.id",
+        "event.source",
+        "raw",
+    }
