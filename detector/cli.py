@@ -7,6 +7,7 @@ import os
 import ssl
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -544,6 +545,12 @@ def replay(
         except SearchReadError as exc:
             flush()
             raise click.ClickException(str(exc)) from exc
+        except BrokenProcessPool as exc:
+            flush()
+            raise click.ClickException(
+                f"a worker process ended abruptly ({exc}): the output holds what was "
+                "decided before; run again, with fewer --workers if memory ran out"
+            ) from exc
         flush()  # before waiting for the sink
     if log is not None:
         log.close()

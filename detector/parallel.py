@@ -23,11 +23,11 @@ import multiprocessing
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import islice
-from multiprocessing.pool import AsyncResult, Pool
 
 import orjson
 
@@ -139,33 +139,40 @@ def _work(records: Sequence[Sent]) -> list[Outcome | DeadLetter]:
 
 
 class Workers:
-    """A pool of forked workers; `outcomes` maps one input's records through them."""
+    """Forked worker processes; `outcomes` maps one input's records through them.
+
+    A worker that dies (killed, out of memory) fails the replay with
+    `BrokenProcessPool` instead of leaving it waiting for the chunk it held.
+    """
 
     def __init__(self, count: int, state: WorkerState) -> None:
-        context = multiprocessing.get_context("fork")
-        self._pool: Pool = context.Pool(count, initializer=_install, initargs=(state,))
+        self._pool = ProcessPoolExecutor(
+            count,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_install,
+            initargs=(state,),
+        )
+        # Fork every worker now, before this process starts threads (a progress display,
+        # a sink): a fork copies no thread, so a lock one of them held would stay held.
+        self._pool.submit(int).result()
 
     def __enter__(self) -> Workers:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:  # every task done: let the workers exit on their own
-            self._pool.close()
-        else:
-            self._pool.terminate()
-        self._pool.join()
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def outcomes(self, records: Iterable[RawRecord]) -> Iterator[Outcome | DeadLetter]:
         """The outcomes of `records`, in their order, with `AHEAD` chunks in flight."""
         chunks = _chunked(records, CHUNK)
-        pending: deque[AsyncResult[list[Outcome | DeadLetter]]] = deque(
-            self._pool.apply_async(_work, (chunk,)) for chunk in islice(chunks, AHEAD)
+        pending: deque[Future[list[Outcome | DeadLetter]]] = deque(
+            self._pool.submit(_work, chunk) for chunk in islice(chunks, AHEAD)
         )
         while pending:
-            done = pending.popleft().get()
+            done = pending.popleft().result()
             following = next(chunks, None)
             if following is not None:
-                pending.append(self._pool.apply_async(_work, (following,)))
+                pending.append(self._pool.submit(_work, following))
             yield from done
 
 

@@ -4,8 +4,12 @@ with the same dead letters and counts, whatever the inputs and options."""
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,3 +132,22 @@ def test_options_that_need_whole_events_are_refused(option: tuple[str, str]) -> 
     result = detector("replay", scenario, "--workers", "2", *option)
     assert result.returncode == 2
     assert f"--workers 2: not with {option[0]}" in result.stderr.decode()
+
+
+def test_a_worker_that_dies_fails_the_replay_with_a_clear_error(tmp_path: Path) -> None:
+    """A killed worker (out of memory, say) must not leave the replay waiting forever."""
+    scenario = gzip.decompress((SCENARIOS[0] / "logs" / "kubernetes-audit.jsonl.gz").read_bytes())
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(scenario * 200)
+    command = [sys.executable, "-m", "detector", "replay", str(big), "--workers", "2"]
+    command += ["--output", str(tmp_path / "out.jsonl"), "--dead-letter", str(tmp_path / "d")]
+    with subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE) as replay:
+        children = Path(f"/proc/{replay.pid}/task/{replay.pid}/children")
+        deadline = time.monotonic() + 60
+        while not children.read_text().split():
+            assert replay.poll() is None and time.monotonic() < deadline, "no worker started"
+            time.sleep(0.05)
+        os.kill(int(children.read_text().split()[0]), signal.SIGKILL)
+        _, stderr = replay.communicate(timeout=120)
+    assert replay.returncode == 1
+    assert "a worker process ended abruptly" in " ".join(stderr.decode().split())
