@@ -65,14 +65,22 @@ class RecordQueue:
 
     async def get(self) -> RawRecord:
         """The oldest record, waiting for one; `QueueClosedError` once closed and empty."""
+        [record] = await self.take(1)
+        return record
+
+    async def take(self, limit: int) -> list[RawRecord]:
+        """The oldest records, up to `limit`, waiting for one at least; `QueueClosedError`
+        once closed and empty. A consumer takes what has come in one step, not one await
+        per record."""
         while not self._items:
             if self._closed:
                 raise QueueClosedError("the queue is closed and empty")
             self._ready.clear()
             await self._ready.wait()
-        record = self._items.popleft()
-        self._used -= footprint(record)
-        return record
+        items = self._items
+        batch = [items.popleft() for _ in range(min(limit, len(items)))]
+        self._used -= sum(map(footprint, batch))
+        return batch
 
     def close(self) -> None:
         """Refuse new records; consumers still receive the queued ones, then stop."""

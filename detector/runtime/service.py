@@ -41,7 +41,7 @@ from detector.correlate import CorrelationEngine, EngineSettings, checkpoint, co
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.detections import Detection
 from detector.events import Event
-from detector.intake import IntakeServer, RecordQueue
+from detector.intake import IntakeServer, QueueClosedError, RecordQueue
 from detector.normalize import NormalizeStage, SourceRegistry
 from detector.normalize.builtin import build_registry
 from detector.pipeline import DetectionStage
@@ -62,6 +62,10 @@ from detector.sources.records import RawRecord
 
 log = logging.getLogger("detector.service")
 
+#: records the consumer takes off the queue in one step, at most
+CONSUME_BATCH = 4096
+#: processing time after which the consumer lets the event loop run the intake and sinks
+CONSUME_SLICE_SECONDS = 0.005
 #: rule file changes are taken together until the paths are quiet this long (ms) ...
 WATCH_QUIET_MS = 300
 #: ... or for at most this long, so a checkout of many files is one reload
@@ -196,6 +200,7 @@ class Service:
                 len(self.queue),
                 exc_info=exc,
             )
+        await self.dispatcher.committed()  # the detections the checkpoint has made
         self._save_checkpoint()
         if self.responders is not None:
             await self.responders.stop()
@@ -322,27 +327,40 @@ class Service:
     # -- the pipeline ----------------------------------------------------------------
 
     async def consume(self) -> None:
-        """Take records off the queue until it is closed and empty. A record that fails is
-        dead-lettered; an error writing that dead letter ends the consumer."""
-        async for raw, arrived in self.queue.arrivals():
+        """Take records off the queue until it is closed and empty: what has come in, in
+        one step, processed in order, the event loop let go to the intake and the sinks
+        every `CONSUME_SLICE_SECONDS` of work rather than after each record. A record that
+        fails is dead-lettered; an error writing that dead letter ends the consumer."""
+        while True:
             try:
-                self.handle(raw, arrived)
-            except Exception as exc:  # the next records must not pay for this one
-                log.exception("record %s could not be processed", raw.origin)
-                reason = f"internal error: {type(exc).__name__}: {exc}"
-                self._dead_letter(DeadLetter(reason, raw.origin, raw.data, raw.source))
-            await asyncio.sleep(0)  # let the intake and the sinks run between records
+                batch = await self.queue.take_arrivals(CONSUME_BATCH)
+            except QueueClosedError:
+                return
+            slice_end = time.monotonic() + CONSUME_SLICE_SECONDS
+            for raw, arrived in batch:
+                try:
+                    self.handle(raw, arrived)
+                except Exception as exc:  # the next records must not pay for this one
+                    log.exception("record %s could not be processed", raw.origin)
+                    reason = f"internal error: {type(exc).__name__}: {exc}"
+                    self._dead_letter(DeadLetter(reason, raw.origin, raw.data, raw.source))
+                if time.monotonic() > slice_end:
+                    self._publish_engine_stats()
+                    await asyncio.sleep(0)
+                    slice_end = time.monotonic() + CONSUME_SLICE_SECONDS
+            self._publish_engine_stats()
+            await asyncio.sleep(0)  # the intake and the sinks run between two batches
 
     def handle(self, raw: RawRecord, arrived: float) -> None:
-        source = raw.source or "detected"
-        self.metrics.events_in.labels(source).inc()
+        metrics = self.metrics
+        metrics.events_in_for(raw.source or "detected").inc()
         for result in self.normalize.process(raw):
             if isinstance(result, DeadLetter):
                 self._dead_letter(result)
                 continue
-            self.metrics.normalized.labels(result.event_source).inc()
+            metrics.normalized_for(result.event_source).inc()
             self._detect(result)
-        self.metrics.latency.observe(time.monotonic() - arrived)
+        metrics.latency.observe(time.monotonic() - arrived)
 
     def _detect(self, event: Event) -> None:
         if self.responders is not None:
@@ -352,25 +370,28 @@ class Service:
                 self._dead_letter(result)
             else:
                 self._emit(result)
+
+    def _publish_engine_stats(self) -> None:
         stats = self.rules.stage.engine.stats
         self.metrics.late.set(stats.late)
         self.metrics.evicted_groups.set(stats.evicted_groups)
 
     def _emit(self, detection: Detection) -> None:
-        """To the sinks and the responders; a staged rule's only to the staging file."""
+        """To the sinks (durable with their next group commit) and the responders; a
+        staged rule's only to the staging file."""
         staged = detection.rule.id in self.rules.staged
-        self.metrics.detections.labels(detection.rule.id, str(staged).lower()).inc()
+        self.metrics.detections_for(detection.rule.id, "true" if staged else "false").inc()
         if staged:
             self._staging_file().write(detection.to_json() + b"\n")
             self._staging_file().flush()
         else:
-            self.dispatcher.enqueue(detection)
+            self.dispatcher.submit(detection)
             if self.responders is not None:
                 self.responders.submit(detection)
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.letters.write(letter)
-        self.metrics.dead_lettered.labels(reason_label(letter.reason)).inc()
+        self.metrics.dead_lettered_for(reason_label(letter.reason)).inc()
 
     def _staging_file(self) -> IO[bytes]:
         if self._staging is None:
@@ -414,7 +435,11 @@ class Service:
             except TimeoutError:
                 pass
             try:
-                await asyncio.to_thread(checkpoint.save, path, self._state())
+                state = self._state()
+                # A restored state never makes the detections it has made again: they must
+                # be on disk before it is.
+                await self.dispatcher.committed()
+                await asyncio.to_thread(checkpoint.save, path, state)
             except Exception:  # the service goes on; the next save, or the one on stop, may work
                 log.exception("correlation state not saved")
             else:
