@@ -65,7 +65,7 @@ log = logging.getLogger("detector.service")
 #: records the consumer takes off the queue in one step, at most
 CONSUME_BATCH = 4096
 #: processing time after which the consumer lets the event loop run the intake and sinks
-CONSUME_SLICE_SECONDS = 0.005
+CONSUME_SLICE_SECONDS = 0.002
 #: rule file changes are taken together until the paths are quiet this long (ms) ...
 WATCH_QUIET_MS = 300
 #: ... or for at most this long, so a checkout of many files is one reload
