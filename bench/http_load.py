@@ -44,6 +44,7 @@ class Sent:
     clock, so the receiver's arrival times compare with it) and whether it was accepted."""
 
     due: list[float] = field(default_factory=list)
+    late: list[float] = field(default_factory=list)  # seconds from due to the first post
     accepted: list[bool] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     seconds: float = 0.0  # from the start until the last answer
@@ -51,13 +52,14 @@ class Sent:
 
 
 async def send(base: str, requests: list[Request]) -> Sent:
-    sent = Sent(accepted=[False] * len(requests))
+    sent = Sent(late=[0.0] * len(requests), accepted=[False] * len(requests))
     slots = asyncio.Semaphore(CONCURRENCY)
     tasks: list[asyncio.Task[None]] = []
     cpu = time.process_time()
 
     async def post(client: aiohttp.ClientSession, index: int, request: Request) -> None:
         async with slots:
+            sent.late[index] = time.monotonic() - sent.due[index]
             for _ in range(ATTEMPTS):
                 async with client.post(
                     f"{base}/intake/{request.route}", data=request.body, headers=request.headers
@@ -96,14 +98,14 @@ def main() -> None:
     else:
         sent = uvloop.run(send(base, requests))
     # builtins only: this module runs as __main__ here, its classes are not the reader's
-    fields = (sent.due, sent.accepted, dict(sent.statuses), sent.seconds, sent.cpu)
+    fields = (sent.due, sent.late, sent.accepted, dict(sent.statuses), sent.seconds, sent.cpu)
     Path(result).write_bytes(pickle.dumps(fields))
 
 
 def read_result(path: Path) -> Sent:
     """The `Sent` that `main` wrote to `path`."""
-    due, accepted, statuses, seconds, cpu = pickle.loads(path.read_bytes())
-    return Sent(due, accepted, Counter(statuses), seconds, cpu)
+    due, late, accepted, statuses, seconds, cpu = pickle.loads(path.read_bytes())
+    return Sent(due, late, accepted, Counter(statuses), seconds, cpu)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,7 @@ class Result:
     lost: int  # events whose post never got a 202
     peak_queue: int  # records waiting in the intake queue, highest sample
     latencies: list[float]  # seconds, one per event that made a single-event detection
+    sender_late: list[float]  # seconds from each post's due time to its start
     alerts: int
     correlation_alerts: int
     service_cpu: float
@@ -266,6 +267,7 @@ async def measure(
         lost=len(planned) - accepted,
         peak_queue=peak_queue,
         latencies=[at - due[event] for event, at in first.items()],
+        sender_late=sent.late,
         alerts=len(receiver.arrivals),
         correlation_alerts=correlations,
         service_cpu=service_cpu,
@@ -281,8 +283,8 @@ def report(args: argparse.Namespace, results: Sequence[Result]) -> str:
         "| offered events/s | events | requests | 429s | posted over s | sustained events/s "
         "| read within s of the load | peak queue records | kept up | events with a "
         "detection | alerts (correlations) | p50 ms | p99 ms | max ms | service CPU µs/event "
-        "| sender CPU µs/event | service's own latency mean ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| sender CPU µs/event | sender late p99 ms | service's own latency mean ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         ms = [value * 1000 for value in result.latencies] or [float("nan")]
@@ -295,6 +297,7 @@ def report(args: argparse.Namespace, results: Sequence[Result]) -> str:
             f"| {percentile(ms, 0.5):.1f} | {percentile(ms, 0.99):.1f} | {max(ms):.1f} "
             f"| {result.service_cpu / result.events * 1e6:,.0f} "
             f"| {result.sender_cpu / result.events * 1e6:,.0f} "
+            f"| {percentile(result.sender_late, 0.99) * 1000:.1f} "
             f"| {result.service_latency_mean * 1000:.2f} |"
         )
     kept = [result.rate for result in results if result.kept_up]
@@ -328,7 +331,9 @@ def report(args: argparse.Namespace, results: Sequence[Result]) -> str:
             "later events and are left out); sustained: accepted events ÷ time from the first "
             "post until the service had read them all; kept up: every post accepted (no 429) "
             f"and everything read within {KEPT_UP_SECONDS:g} s of the last answer",
-            "- CPU per event: user + system seconds of the process over the load ÷ events; "
+            "- sender late: from a post's due time until the load generator started it (its "
+            "own CPU, or all its connections busy); part of the latency, not the service's; "
+            "CPU per event: user + system seconds of the process over the load ÷ events; "
             "the service's own `detector_detection_latency_seconds`: acceptance → handed to "
             "the sinks",
             f"- highest offered rate kept up with: {highest}",
