@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -158,6 +159,7 @@ class Service:
         watcher = asyncio.create_task(self._watch_rules())
         reloader = asyncio.create_task(self._reload_on_request())
         await asyncio.sleep(0)  # the watcher's first step sets it up: before any record
+        _freeze_heap()
         await self.start()
         consumer = asyncio.create_task(self.consume())
         checkpoints = asyncio.create_task(self._checkpoint_periodically())
@@ -279,6 +281,9 @@ class Service:
             return
         adoption = compiled.stage.engine.adopt(self.rules.stage.engine)
         self.rules = compiled
+        if gc.get_freeze_count():  # `run` froze the heap: the old set's cycles are
+            gc.unfreeze()  # collected now (one pause), and the new set is frozen
+            _freeze_heap()
         log.info(
             "rules reloaded: %d rules, %d correlations",
             compiled.rules,
@@ -463,6 +468,16 @@ class Service:
         await web.TCPSite(
             self._metrics_runner, settings.metrics_host, settings.metrics_port
         ).start()
+
+
+def _freeze_heap() -> None:
+    """Collect, then move every object left (most of the heap: the compiled rules) out of
+    the collector's sight, so that a full collection walks only what came after: with the
+    shipped pack one took ~160 ms on a loaded machine, a pause every record then waited
+    out. Objects frozen are still freed by reference counting; only their cycles wait for
+    the next `gc.unfreeze`."""
+    gc.collect()
+    gc.freeze()
 
 
 def _watched(paths: Sequence[Path]) -> tuple[list[Path], Callable[[Change, str], bool]]:
