@@ -187,6 +187,11 @@ def bucket_percentile(metrics: Metrics, histogram: str, share: float) -> float:
     return next(bound for bound, count in buckets if count >= share * total)
 
 
+def bound(seconds: float) -> str:
+    """A histogram bucket's upper bound in ms, as a table shows it."""
+    return "over 5 s" if seconds == float("inf") else f"≤ {seconds * 1000:,.0f}"
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -341,7 +346,7 @@ def report(args: argparse.Namespace, results: Sequence[Result]) -> str:
             f"| {result.sender_cpu / result.events * 1e6:,.0f} "
             f"| {percentile(result.sender_late, 0.99) * 1000:.1f} "
             f"| {result.service_latency_mean * 1000:.2f} "
-            f"| ≤ {result.service_latency_p99 * 1000:,.0f} |"
+            f"| {bound(result.service_latency_p99)} |"
         )
     kept = [result.rate for result in results if result.kept_up]
     highest = f"{max(kept):,.0f} events/s" if kept else "none of the offered rates"
