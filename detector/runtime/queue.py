@@ -26,9 +26,9 @@ class ArrivalQueue(RecordQueue):
         self._arrivals.extend(repeat(now, len(records)))
         return True
 
-    async def take_arrivals(self, limit: int) -> list[tuple[RawRecord, float]]:
-        """The oldest records (up to `limit`, at least one) with their arrival times;
-        `QueueClosedError` once closed and empty."""
-        records = await self.take(limit)
+    async def take_arrivals(self, limit: int, budget: int) -> list[tuple[RawRecord, float]]:
+        """The oldest records (`take`) with their arrival times; `QueueClosedError` once
+        closed and empty."""
+        records = await self.take(limit, budget)
         arrivals = self._arrivals
         return [(record, arrivals.popleft()) for record in records]

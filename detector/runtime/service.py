@@ -63,8 +63,10 @@ from detector.sources.records import RawRecord
 
 log = logging.getLogger("detector.service")
 
-#: records the consumer takes off the queue in one step, at most
+#: records the consumer takes off the queue in one step, at most, and their footprint
+#: (or one record's): memory held beside the queue's own bound
 CONSUME_BATCH = 4096
+CONSUME_BYTES = 1 << 20
 #: processing time after which the consumer lets the event loop run the intake and sinks
 CONSUME_SLICE_SECONDS = 0.002
 #: rule file changes are taken together until the paths are quiet this long (ms) ...
@@ -338,7 +340,7 @@ class Service:
         fails is dead-lettered; an error writing that dead letter ends the consumer."""
         while True:
             try:
-                batch = await self.queue.take_arrivals(CONSUME_BATCH)
+                batch = await self.queue.take_arrivals(CONSUME_BATCH, CONSUME_BYTES)
             except QueueClosedError:
                 return
             slice_end = time.monotonic() + CONSUME_SLICE_SECONDS
