@@ -217,7 +217,6 @@ class Result:
     correlation_alerts: int
     service_cpu: float
     sender_cpu: float
-    receiver_cpu: float
     load: float  # the machine's 1-minute load average when the load started
     service_latency_mean: float
     service_latency_p99: float  # the upper bound of the histogram bucket holding the p99
@@ -250,7 +249,7 @@ async def measure(
             await service.ready(client)
             assert service.process is not None
             load = os.getloadavg()[0]
-            cpu_before = cpu_seconds(service.process.pid), time.process_time()
+            cpu_before = cpu_seconds(service.process.pid)
             sender = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bench.http_load", str(plan_path), str(result_path),
                 service.base,
@@ -274,8 +273,7 @@ async def measure(
 
             await wait_for(processed, 600, "the service to process every record", DRAIN_POLL)
             processed_seconds = time.monotonic() - started
-            service_cpu = cpu_seconds(service.process.pid) - cpu_before[0]
-            receiver_cpu = time.process_time() - cpu_before[1]
+            service_cpu = cpu_seconds(service.process.pid) - cpu_before
 
             async def delivered() -> bool:
                 values = await scrape(service, client)
@@ -318,7 +316,6 @@ async def measure(
         correlation_alerts=correlations,
         service_cpu=service_cpu,
         sender_cpu=sent.cpu,
-        receiver_cpu=receiver_cpu,
         load=load,
         service_latency_mean=metrics.value("detector_detection_latency_seconds_sum") / count,
         service_latency_p99=bucket_percentile(metrics, "detector_detection_latency_seconds", 0.99),
