@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -28,8 +29,11 @@ class IntakeMetrics:
             ["route"],
             registry=registry,
         )
+        #: the counters' children by label values, each looked up once
+        self.requests_for = cache(self.requests.labels)
+        self.records_for = cache(self.records.labels)
         for route in routes:
-            self.records.labels(route)
+            self.records_for(route)
         Gauge(
             "detector_intake_queue_records",
             "Records waiting in the intake queue.",

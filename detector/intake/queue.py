@@ -65,14 +65,31 @@ class RecordQueue:
 
     async def get(self) -> RawRecord:
         """The oldest record, waiting for one; `QueueClosedError` once closed and empty."""
+        [record] = await self.take(1, 0)
+        return record
+
+    async def take(self, limit: int, budget: int) -> list[RawRecord]:
+        """The oldest records, waiting for one at least: up to `limit` of them and
+        `budget` bytes of footprint in all (the first whatever its size), which is what
+        the consumer then holds outside the bound of the queue; `QueueClosedError` once
+        closed and empty. A consumer takes what has come in one step, not one await per
+        record."""
         while not self._items:
             if self._closed:
                 raise QueueClosedError("the queue is closed and empty")
             self._ready.clear()
             await self._ready.wait()
-        record = self._items.popleft()
-        self._used -= footprint(record)
-        return record
+        items = self._items
+        first = items.popleft()
+        batch, taken = [first], footprint(first)
+        while items and len(batch) < limit:
+            cost = footprint(items[0])
+            if taken + cost > budget:
+                break
+            batch.append(items.popleft())
+            taken += cost
+        self._used -= taken
+        return batch
 
     def close(self) -> None:
         """Refuse new records; consumers still receive the queued ones, then stop."""

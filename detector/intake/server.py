@@ -56,7 +56,10 @@ class IntakeServer:
         self.settings = settings
         self.app = create_app(settings, queue, sources=sources, registry=registry, environ=environ)
         self._ssl = server_ssl_context(settings)
-        self._runner = web.AppRunner(self.app, shutdown_timeout=shutdown_timeout)
+        # No access log: a line per request costs as much as the request's own work at
+        # the rates the intake takes; the metrics count requests by route and outcome,
+        # and rejections are logged.
+        self._runner = web.AppRunner(self.app, shutdown_timeout=shutdown_timeout, access_log=None)
 
     async def start(self) -> None:
         """Listen; returns once the socket is bound."""

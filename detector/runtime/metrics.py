@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class PipelineMetrics:
-    """Counters from intake to detection, in one registry the service serves on /metrics."""
+    """Counters from intake to detection, in one registry the service serves on /metrics.
+    `..._for(labels)` are the children of the labelled counters, looked up once each
+    (prometheus_client takes a lock and builds the key on every `labels` call)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events_in = Counter(
@@ -26,6 +30,10 @@ class PipelineMetrics:
             "detector_detections", "Detections, by rule and whether staged.",
             ["rule", "staged"], registry=registry,
         )  # fmt: skip
+        self.events_in_for = cache(self.events_in.labels)
+        self.normalized_for = cache(self.normalized.labels)
+        self.dead_lettered_for = cache(self.dead_lettered.labels)
+        self.detections_for = cache(self.detections.labels)
         self.latency = Histogram(
             "detector_detection_latency_seconds",
             "From a record's arrival to its detections being handed to the sinks.",

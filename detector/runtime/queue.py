@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from itertools import repeat
 
 from detector.intake import RecordQueue
@@ -26,7 +26,9 @@ class ArrivalQueue(RecordQueue):
         self._arrivals.extend(repeat(now, len(records)))
         return True
 
-    async def arrivals(self) -> AsyncIterator[tuple[RawRecord, float]]:
-        """Every record with its arrival time, until the queue is closed and drained."""
-        async for record in self:
-            yield record, self._arrivals.popleft()
+    async def take_arrivals(self, limit: int, budget: int) -> list[tuple[RawRecord, float]]:
+        """The oldest records (`take`) with their arrival times; `QueueClosedError` once
+        closed and empty."""
+        records = await self.take(limit, budget)
+        arrivals = self._arrivals
+        return [(record, arrivals.popleft()) for record in records]

@@ -2,15 +2,17 @@
 dead-lettered.
 
 One worker per sink, each its own asyncio task, so a slow or dead endpoint only delays
-its own sink; `enqueue` only writes the local outbox. One attempt runs at a time, for
-one detection or, for a sink with a bulk API, up to its `batch_size` with an outcome
-for each. After
-a retryable failure the sink pauses (jittered exponential backoff over its consecutive
-failures, or the endpoint's `Retry-After` when that is longer) and the failed detection
-moves behind the others, so one detection the endpoint keeps failing on does not hold
-up the rest. A rejection goes to the dead letters at once; so does every detection
-still pending `deadline` seconds after it was enqueued (the clock runs across
-restarts: the enqueue time is in the outbox).
+its own sink; `enqueue` and `submit` only write the local outbox: `enqueue` returns once
+the detection is on disk, `submit` at once, and the worker's committer task makes what
+was submitted durable with one fsync in a thread for all of it (group commit), the event
+loop going on meanwhile; a detection is sent only once it is durable. One attempt runs
+at a time, for one detection or, for a sink with a bulk API, up to its `batch_size` with
+an outcome for each. After a retryable failure the sink pauses (jittered exponential
+backoff over its consecutive failures, or the endpoint's `Retry-After` when that is
+longer) and the failed detection moves behind the others, so one detection the endpoint
+keeps failing on does not hold up the rest. A rejection goes to the dead letters at
+once; so does every detection still pending `deadline` seconds after it was enqueued
+(the clock runs across restarts: the enqueue time is in the outbox).
 
 What a sink is handed is redacted first, like everything the engine writes out.
 
@@ -41,6 +43,8 @@ from detector.sinks.settings import RetryPolicy
 log = logging.getLogger(__name__)
 
 DEAD_LETTERS = "deadletter.jsonl"
+#: seconds between two attempts to sync an outbox whose fsync failed
+COMMIT_RETRY_SECONDS = 1.0
 
 
 def backoff(policy: RetryPolicy, failures: int, retry_after: float | None = None) -> float:
@@ -76,8 +80,13 @@ class DeliveryWorker:
         self._failures = 0
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._dirty = asyncio.Event()  # lines wait for the committer
+        self._committed = asyncio.Event()  # pulsed after each commit
         self._task: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
         self._closed = False
+        self._depth = metrics.outbox_depth.labels(self.name)
+        self._delivered = metrics.deliveries.labels(self.name)
         self._show_depth()
 
     @property
@@ -99,10 +108,57 @@ class DeliveryWorker:
             self._wake.set()
         return added
 
+    def submit(self, detection: Detection) -> bool:
+        """Hand `detection` over without waiting for the disk: durable with the next group
+        commit (`committed` waits for it), and sent only then. False if this sink already
+        has it. Call it from the event loop's thread."""
+        if self._closed:
+            raise RuntimeError(f"sink {self.name} is stopped")
+        added = self.outbox.put(redacted(detection))
+        if added:
+            self._show_depth()
+            self._dirty.set()
+        return added
+
+    async def committed(self) -> None:
+        """Return once everything handed over so far is on disk."""
+        target = self.outbox.written
+        while self.outbox.synced < target:
+            if self._committer is None or self._committer.done():
+                self.outbox.sync()  # no committer (not started, or failed): sync here
+                return
+            self._dirty.set()
+            await self._committed.wait()
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"sink {self.name}")
             self._task.add_done_callback(self._ended)
+            self._committer = asyncio.create_task(self._commit(), name=f"outbox {self.name}")
+            self._committer.add_done_callback(self._ended)
+
+    async def _commit(self) -> None:
+        """Group commit: while lines wait, one fsync (in a thread) for all of them; ends
+        with the stop once nothing waits."""
+        while True:
+            if not self.outbox.dirty:
+                if self.stopping:
+                    return
+                self._dirty.clear()
+                await self._dirty.wait()
+                continue
+            try:
+                await self.outbox.commit()
+            except OSError as exc:  # the disk may come back; nothing is sent meanwhile
+                log.error("sink %s: outbox not synced, trying again: %s", self.name, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), COMMIT_RETRY_SECONDS)
+                if self.stopping:
+                    return
+                continue
+            self._committed.set()
+            self._committed.clear()
+            self._wake.set()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
@@ -110,11 +166,13 @@ class DeliveryWorker:
             log.error("sink %s stopped delivering: %s", self.name, self.sink.scrub(repr(error)))
 
     async def stop(self, timeout: float) -> None:
-        """Stop after the attempt in flight, waiting at most `timeout` seconds for it."""
+        """Stop after the attempt in flight, waiting at most `timeout` seconds for it;
+        then the committer ends and what it had not synced is synced on close."""
         if self._closed:
             return
         self._stop.set()
         self._wake.set()
+        self._dirty.set()
         try:
             if self._task is not None:
                 done, _ = await asyncio.wait({self._task}, timeout=timeout)
@@ -124,6 +182,11 @@ class DeliveryWorker:
                 # A worker that failed has been logged by `_ended` already.
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
+            if self._committer is not None:
+                self._dirty.set()
+                # Not cancelled: the outbox must stay open until its fsync is over.
+                with contextlib.suppress(Exception):
+                    await self._committer
         finally:
             self._closed = True
             await self.sink.close()
@@ -205,7 +268,8 @@ class DeliveryWorker:
         """Record `outcome`; True when the detection is to be tried again."""
         if isinstance(outcome, Delivered):
             self.outbox.settle(pending.id, "delivered")
-            self._metrics.deliveries.labels(self.name).inc()
+            self._delivered.inc()
+            self._dirty.set()
             self._show_depth()
             log.debug("sink %s: delivered %s", self.name, pending.id)
             return False
@@ -226,9 +290,10 @@ class DeliveryWorker:
     ) -> None:
         self.dead_letters.write(self.name, pending, reason, time.time())
         self.outbox.settle(pending.id, "dead_letter")
+        self._dirty.set()
         self._metrics.dead_letters.labels(self.name, kind).inc()
         self._show_depth()
         log.error("sink %s: %s dead-lettered: %s", self.name, pending.id, reason)
 
     def _show_depth(self) -> None:
-        self._metrics.outbox_depth.labels(self.name).set(len(self.outbox))
+        self._depth.set(len(self.outbox))

@@ -23,6 +23,16 @@ class Dispatcher:
         for worker in self.workers:
             worker.enqueue(detection)
 
+    def submit(self, detection: Detection) -> None:
+        """Put `detection` in every sink's outbox without waiting for the disk: each sink
+        makes it durable with its next group commit, and sends it only then."""
+        for worker in self.workers:
+            worker.submit(detection)
+
+    async def committed(self) -> None:
+        """Return once every detection handed over so far is on disk in every outbox."""
+        await asyncio.gather(*(worker.committed() for worker in self.workers))
+
     def start(self) -> None:
         for worker in self.workers:
             worker.start()

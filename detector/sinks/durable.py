@@ -1,6 +1,8 @@
 """Files that survive a crash: appends and rewrites are on disk before the call returns.
 
-An append is one write of whole lines, flushed and fsynced. A crash can only cut the
+An append is one write of whole lines, flushed and fsynced. `AppendLog.write` instead
+buffers lines for a later `flush` and `fsync` (group commit: one fsync for many lines,
+which may run in another thread while the owner writes on). A crash can only cut the
 last, unacknowledged append short; `AppendLog` drops such a cut line when it opens the
 file, so the next append starts on a line of its own. A rewrite goes to a temporary
 file that replaces the old one by an atomic rename, then the directory is fsynced so
@@ -70,8 +72,20 @@ class AppendLog:
 
     def append(self, *lines: bytes) -> None:
         """Write `lines`; they are on disk when this returns."""
-        self._handle.write(b"".join(line + b"\n" for line in lines))
+        self.write(*lines)
         _sync(self._handle)
+
+    def write(self, *lines: bytes) -> None:
+        """Buffer `lines`: on disk only after a `flush` and an `fsync`."""
+        self._handle.write(b"".join(line + b"\n" for line in lines))
+
+    def flush(self) -> None:
+        """Hand the buffered lines to the operating system (the owner's thread only)."""
+        self._handle.flush()
+
+    def fsync(self) -> None:
+        """Make what was flushed durable; safe in another thread while the owner writes."""
+        os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         self._handle.close()

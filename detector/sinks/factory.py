@@ -37,7 +37,7 @@ def build_sink(output: OutputSettings) -> Sink:
         return JsonLinesSink(output.name, output.path)
     if isinstance(output, WebhookOutput):
         try:
-            return WebhookSink(output.name, str(output.url), output.secret.read())
+            return WebhookSink(output.name, str(output.url), output.secret.read(), output.in_flight)
         except SecretError:
             raise
         except Exception:  # the library raises several types; their text is not shown

@@ -7,9 +7,13 @@ One directory per sink holds `journal.jsonl`, a journal of JSON lines:
 
 `outcome` is `delivered` or `dead_letter`. A detection is pending from its `enqueue` line
 until its `done` line. `add` appends the `enqueue` line and fsyncs before it returns, so
-a detection the caller handed over survives any crash after that; `settle` appends the
-`done` line once the endpoint took the detection (or it went to the dead letters). A
-crash between delivery and `settle` sends the detection again after the restart:
+a detection the caller handed over survives any crash after that. `put` is the group
+commit: it only writes the line, and the next `commit` (one fsync, in a thread, for
+every line written since the last) or `sync` makes it durable; until then the detection
+is pending but not offered for delivery (`head`), so an endpoint never sees a detection
+a crash could make the outbox forget. `settle` writes the `done` line once the endpoint
+took the detection (or it went to the dead letters), durable with the next commit. A
+crash between delivery and that commit sends the detection again after the restart:
 delivery is at least once, under the same id, which endpoints use to deduplicate.
 
 Ids stay known after they are settled, for `remember` seconds, so the same detection
@@ -22,11 +26,12 @@ process out of the directory.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import itertools
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +113,11 @@ class Outbox:
         self._pending: OrderedDict[str, Pending] = OrderedDict()
         self._queue: OrderedDict[str, Pending] = OrderedDict()
         self._done: dict[str, tuple[float, Settled]] = {}
+        # Lines are numbered as written; those up to `_synced` are on disk. Detections put
+        # but not yet on disk wait here, with their line's number, to join `_queue`.
+        self._written = self._synced = 0
+        self._unsynced: deque[tuple[int, Pending]] = deque()
+        self._committing = 0  # fsyncs running in a thread: the journal must stay open
         if not directory.exists():
             directory.mkdir(parents=True)
             fsync_directory(directory.parent)
@@ -147,43 +157,108 @@ class Outbox:
     def knows(self, detection_id: str) -> bool:
         return detection_id in self._pending or detection_id in self._done
 
-    def add(self, detection: Detection) -> bool:
-        """Keep `detection` for delivery, on disk before returning; False for a known id."""
+    @property
+    def dirty(self) -> bool:
+        """Lines written that are not on disk yet."""
+        return self._synced < self._written
+
+    @property
+    def written(self) -> int:
+        """The number of the last line written."""
+        return self._written
+
+    @property
+    def synced(self) -> int:
+        """The number of the last line on disk."""
+        return self._synced
+
+    def put(self, detection: Detection) -> bool:
+        """Keep `detection` for delivery once the next `commit` or `sync` has it on disk;
+        False for a known id."""
         if self.knows(detection.id):
             return False
         pending = Pending(detection, self._clock())
-        self._append(_enqueue_line(pending))
-        self._keep(pending)
+        self._write(_enqueue_line(pending))
+        self._pending[pending.id] = pending
+        self._unsynced.append((self._written, pending))
         return True
 
+    def add(self, detection: Detection) -> bool:
+        """Keep `detection` for delivery, on disk before returning; False for a known id."""
+        if not self.put(detection):
+            return False
+        self.sync()
+        return True
+
+    def sync(self) -> None:
+        """Every line written so far on disk before returning (in this thread)."""
+        upto = self._flush()
+        self._log.fsync()
+        self._durable(upto)
+
+    async def commit(self) -> None:
+        """Every line written so far on disk, the fsync in a thread so that the event loop
+        goes on (and writes more lines, for the next commit) meanwhile."""
+        upto = self._flush()
+        self._committing += 1
+        try:
+            await asyncio.to_thread(self._log.fsync)
+        finally:
+            self._committing -= 1
+        self._durable(upto)
+
     def settle(self, detection_id: str, outcome: Settled) -> None:
-        """The detection needs no more attempts: it was delivered or dead-lettered."""
+        """The detection needs no more attempts: it was delivered or dead-lettered. The
+        `done` line is durable with the next commit."""
         at = self._clock()
-        self._append(_done_line(detection_id, at, outcome))
+        self._write(_done_line(detection_id, at, outcome))
         self._forget(detection_id, at, outcome)
-        if self._appended >= COMPACT_EVERY:
-            old, self._log = self._log, self._compact()
-            old.close()
-            self._appended = 0
+        self._compact_if_due()
 
     def to_back(self, detection_id: str) -> None:
         """Let the others go first (in memory: a restart keeps the journal's order)."""
         self._queue.move_to_end(detection_id)
 
     def close(self) -> None:
+        """Sync what is written and close; no `commit` may be running."""
+        if self.dirty:
+            self.sync()
         self._log.close()
         self._lock.close()
 
     def _keep(self, pending: Pending) -> None:
         self._pending[pending.id] = self._queue[pending.id] = pending
 
+    def _flush(self) -> int:
+        """Written lines to the operating system; the number of the last one."""
+        self._log.flush()
+        return self._written
+
+    def _durable(self, upto: int) -> None:
+        """Lines up to `upto` are on disk: their detections can be delivered."""
+        self._synced = max(self._synced, upto)
+        while self._unsynced and self._unsynced[0][0] <= self._synced:
+            _, pending = self._unsynced.popleft()
+            if pending.id in self._pending:  # not dead-lettered meanwhile
+                self._queue[pending.id] = pending
+        self._compact_if_due()
+
+    def _compact_if_due(self) -> None:
+        if self._appended < COMPACT_EVERY or self._committing:
+            return  # a running fsync still holds the journal: the commit's end compacts
+        old, self._log = self._log, self._compact()
+        old.close()
+        self._appended = 0
+        self._durable(self._written)  # the rewritten journal has every line on disk
+
     def _forget(self, detection_id: str, at: float, outcome: Settled) -> None:
         self._pending.pop(detection_id, None)
         self._queue.pop(detection_id, None)
         self._done[detection_id] = (at, outcome)
 
-    def _append(self, line: bytes) -> None:
-        self._log.append(line)
+    def _write(self, line: bytes) -> None:
+        self._log.write(line)
+        self._written += 1
         self._appended += 1
 
     def _load(self, path: Path) -> None:

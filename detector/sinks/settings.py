@@ -85,6 +85,13 @@ class WebhookOutput(_Output):
     type: Literal["webhook"]
     url: HttpUrl
     secret: SecretRef = Field(description="The signing secret, `whsec_` and base64.")
+    in_flight: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Detections one attempt posts at once (each its own request and "
+        "outcome): one at a time caps the alert rate at one round trip per alert.",
+    )
 
 
 class SlackOutput(_Output):

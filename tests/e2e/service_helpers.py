@@ -89,13 +89,16 @@ def free_port() -> int:
         return port
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], deadline: float, what: str) -> None:
-    """Poll `condition()` until it holds; AssertionError naming `what` after `deadline` s."""
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], deadline: float, what: str, every: float = 0.02
+) -> None:
+    """Poll `condition()` every `every` s until it holds; AssertionError naming `what` after
+    `deadline` s."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if await condition():
             return
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(every)
     raise AssertionError(f"timed out after {deadline:g}s waiting for {what}")
 
 

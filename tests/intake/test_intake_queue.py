@@ -6,6 +6,8 @@ import asyncio
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detector.intake.queue import QueueClosedError, RecordQueue, footprint
 from detector.sources.records import RawRecord
@@ -90,3 +92,36 @@ def test_capacity_must_be_positive() -> None:
 
 async def _collect(queue: RecordQueue) -> list[str]:
     return [r.origin async for r in queue]
+
+
+@given(
+    sizes=st.lists(st.integers(0, 3000), min_size=1, max_size=40),
+    limit=st.integers(1, 50),
+    budget=st.integers(0, 20_000),
+)
+def test_take_keeps_the_order_and_holds_at_most_its_budget_or_one_record(
+    sizes: list[int], limit: int, budget: int
+) -> None:
+    async def drain() -> list[list[RawRecord]]:
+        queue = RecordQueue(sum(footprint(record(0, size)) for size in sizes) + 1)
+        assert queue.offer([record(n, size) for n, size in enumerate(sizes)])
+        queue.close()
+        batches = []
+        while True:
+            used = queue.used
+            try:
+                batch = await queue.take(limit, budget)
+            except QueueClosedError:
+                return batches
+            assert used - queue.used == sum(map(footprint, batch))  # no longer counted
+            batches.append(batch)
+
+    batches = asyncio.run(drain())
+    taken = [one for batch in batches for one in batch]
+    assert [one.origin for one in taken] == [record(n).origin for n in range(len(sizes))]
+    for number, batch in enumerate(batches):
+        assert 1 <= len(batch) <= limit
+        assert len(batch) == 1 or sum(map(footprint, batch)) <= budget
+        if number + 1 < len(batches) and len(batch) < limit:
+            # stopped at the budget: the next record would have gone past it
+            assert sum(map(footprint, batch)) + footprint(batches[number + 1][0]) > budget

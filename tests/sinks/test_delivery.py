@@ -419,3 +419,24 @@ async def test_a_token_quoted_from_the_logs_is_masked_before_it_leaves(
         body["message"] == "Repository destroyed: mallory repo.destroy on acme/[REDACTED] (github)"
     )
     assert token not in (tmp_path / "hooks" / "journal.jsonl").read_text()
+
+
+async def test_a_webhook_attempt_posts_up_to_in_flight_detections_at_once(
+    receiver, worker: Worker, detection: Callable[..., Detection], until: Until
+) -> None:
+    async def hold(_: Any) -> web.Response:
+        await hook.release.wait()
+        return web.Response(status=204)
+
+    hook = await receiver(respond=hold)
+    deliver = worker(WebhookSink("hooks", hook.url(), SECRET, in_flight=3))
+    deliver.start()
+    sent = [detection(n) for n in range(1, 6)]
+    for one in sent:
+        deliver.enqueue(one)
+    await hook.wait(lambda: len(hook.requests) == 3)  # three posts held open at once
+    assert {r.webhook_id for r in hook.requests} == {one.id for one in sent[:3]}
+    hook.release.set()
+    await hook.wait(lambda: len(hook.accepted()) == 5)
+    await until(lambda: len(deliver.outbox) == 0)
+    assert Counter(r.webhook_id for r in hook.requests) == {one.id: 1 for one in sent}
