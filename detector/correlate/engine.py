@@ -65,6 +65,7 @@ from .windows import (
     Value,
     aggregator_for,
     load_evs,
+    restored_key,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -535,13 +536,14 @@ class CorrelationEngine:
                 event_id,
                 seq,
                 load_evs(evs),
-                tuple((i, tuple(k), tuple(s), v, tuple(c)) for i, k, s, v, c in hits),
+                tuple((i, restored_key(k), tuple(s), v, tuple(c)) for i, k, s, v, c in hits),
             )
             for t, source, event_id, seq, evs, hits in state["buffer"]
         ]
         heapq.heapify(self._buffer)
         self._timers = [
-            (due, seq, index, kind, tuple(key)) for due, seq, index, kind, key in state["timers"]
+            (due, seq, index, kind, restored_key(key))
+            for due, seq, index, kind, key in state["timers"]
         ]
         heapq.heapify(self._timers)
         for aggregator, data in zip(self._aggregators, state["aggregators"], strict=True):
