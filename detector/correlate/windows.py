@@ -27,14 +27,12 @@ from typing import Any, Generic, TypeVar
 
 from . import packed
 from .model import CorrelationRule
+from .packed import Ev, Evs
+from .packed import load_evs as load_evs  # the Kafka correlators read evidence with it
 
 log = logging.getLogger("detector.correlate")
 
 Key = tuple[str, ...]
-#: one piece of evidence: event id, time (µs), source, action, actor, and the values of
-#: the fields the correlation carries for the correlations that reference it
-Ev = tuple[str, int, str, str | None, str | None, tuple[str | None, ...]]
-Evs = tuple[Ev, ...]
 #: (due time, group) -> token the timer call carries back
 Schedule = Callable[[int, Key], int]
 #: one event's contribution to one group: the slots it matched and its value (if any)
@@ -196,8 +194,10 @@ class Counting(Aggregator[_Sequence]):
             weight = value
         state = self.groups.touch(now, key, _Sequence)
         log = state.log
-        for expired in packed.tags(packed.drop_before(log, now - self.span)):
-            state.total -= expired
+        gone = packed.drop_before(log, now - self.span)
+        if gone:
+            for expired in packed.tags(gone):
+                state.total -= expired
         if not log:
             state.total = 0
         packed.append(log, now, weight, evs)
@@ -254,7 +254,7 @@ class Distinct(Aggregator[_Latest]):
             latest[item] = stamp
         if not self._condition(len(latest)):
             return []
-        evidence = [ev for stamp in latest.values() for ev in packed.payload_of(stamp)]
+        evidence = [ev for stamp in latest.values() for ev in packed.evs_of(stamp)]
         return [self._trailing_fire(now, key, evidence, len(latest))]
 
     def dump(self, state: _Latest) -> Any:
@@ -297,7 +297,7 @@ class Ordered(Aggregator[_Chains]):
         best = _longest(chains)
         if best is None or not self._condition(best[0]):
             return []
-        return [self._trailing_fire(now, key, list(best[1]), best[0])]
+        return [self._trailing_fire(now, key, list(packed.evs_of(best[1])), best[0])]
 
     def dump(self, state: _Chains) -> Any:
         return [state.last, _dump_chains(state.chains)]
@@ -321,19 +321,19 @@ def _extend(chains: Chains, slot: int, now: int, evs: Evs, latest: bool) -> None
     for length, (start, before) in candidates.items():
         known_stamp = chains.get((slot, length))
         if known_stamp is None or (latest and start >= packed.time_of(known_stamp)):
-            chain = evs if before is None else packed.payload_of(before) + evs
+            chain = evs if before is None else packed.evs_of(before) + evs
             chains[_step(slot, length)] = packed.pack(start, chain)
 
 
-def _longest(chains: Chains) -> tuple[int, Evs] | None:
-    """(length, evidence) of the longest chain; among equals the one that started latest,
-    then the one with the lowest last rule."""
+def _longest(chains: Chains) -> tuple[int, bytes] | None:
+    """(length, stamped evidence) of the longest chain; among equals the one that started
+    latest, then the one with the lowest last rule."""
     if not chains:
         return None
     (_, length), stamp = max(
         chains.items(), key=lambda item: (item[0][1], packed.time_of(item[1]), -item[0][0])
     )
-    return length, packed.payload_of(stamp)
+    return length, stamp
 
 
 #: one (slot, length) tuple per value, shared by every group's chains
@@ -447,11 +447,11 @@ class Anchored(Aggregator[_Window]):
     def _measure(self, state: _Window) -> tuple[float, list[Ev]]:
         kind = self.rule.type
         if state.distinct is not None:
-            evidence = [ev for stamp in state.distinct.values() for ev in packed.payload_of(stamp)]
+            evidence = [ev for stamp in state.distinct.values() for ev in packed.evs_of(stamp)]
             return len(state.distinct), evidence
         if state.chains is not None:
             best = _longest(state.chains)
-            return (best[0], list(best[1])) if best else (0, [])
+            return (best[0], list(packed.evs_of(best[1]))) if best else (0, [])
         assert state.evidence is not None
         evidence = [ev for _, _, evs in packed.entries(state.evidence) for ev in evs]
         if kind == "value_sum":
@@ -473,7 +473,7 @@ class Anchored(Aggregator[_Window]):
             state.count,
             state.total,
             list(state.values or ()),
-            [(k, packed.payload_of(stamp)) for k, stamp in distinct.items()],
+            [(k, packed.evs_of(stamp)) for k, stamp in distinct.items()],
             _dump_chains(state.chains or {}),
             [ev for _, _, evs in packed.entries(evidence) for ev in evs],
         ]
@@ -658,11 +658,6 @@ def aggregator_for(
     return kind(rule, limit, max_evidence, counters)
 
 
-def load_evs(data: Iterable[Sequence[Any]]) -> Evs:
-    """Evidence from a checkpoint, where tuples became JSON arrays."""
-    return tuple((ev[0], ev[1], ev[2], ev[3], ev[4], tuple(ev[5])) for ev in data)
-
-
 def _dump_chains(chains: Chains) -> list[Any]:
     return [(step, _unstamp(stamp)) for step, stamp in chains.items()]
 
@@ -676,7 +671,7 @@ def _load_chains(data: Iterable[Sequence[Any]]) -> Chains:
 
 def _unstamp(stamp: bytes) -> tuple[int, Evs]:
     """A stamp as the (time, evidence) pair a checkpoint holds."""
-    return packed.time_of(stamp), packed.payload_of(stamp)
+    return packed.time_of(stamp), packed.evs_of(stamp)
 
 
 def restored_key(key: Iterable[str]) -> Key:
