@@ -10,7 +10,7 @@ data), so their layout is free to change.
 
 Two shapes: a *stamp* is one `pack(time, evs)` bytes object (a value of a dict keyed by
 distinct value or chain); a *log* is a bytearray of (time, tag, evidence) records in
-time order, cut from the front as the window moves (`append`, `drop_before`, `tags`,
+time order, cut from the front as the window moves (`append`, `drop_before`,
 `entries`).
 """
 
@@ -57,30 +57,21 @@ def append(log: bytearray, time: int, tag: Any, evs: Evs) -> None:
     log += _RECORD.pack(time, len(head), len(data)) + head + data
 
 
-def drop_before(log: bytearray, oldest: int) -> bytes:
-    """Cut the records stamped before `oldest` off the front of `log` and return them
-    (a log of their own)."""
+def drop_before(log: bytearray, oldest: int) -> list[Any]:
+    """Cut the records stamped before `oldest` off the front of `log`; their tags, oldest
+    first."""
     if not log or _TIME.unpack_from(log)[0] >= oldest:
-        return b""  # the common case: nothing to drop
-    offset, end = 0, len(log)
+        return []  # the common case: nothing to drop
+    offset, end, dropped = 0, len(log), []
     while offset < end:
         time, head, size = _RECORD.unpack_from(log, offset)
         if time >= oldest:
             break
-        offset += _RECORD.size + head + size
-    gone = bytes(log[:offset])
-    del log[:offset]
-    return gone
-
-
-def tags(log: bytes | bytearray) -> Iterator[Any]:
-    """The tag of each record, oldest first, without unpacking the evidence."""
-    offset, end = 0, len(log)
-    while offset < end:
-        _, head, size = _RECORD.unpack_from(log, offset)
         start = offset + _RECORD.size
+        dropped.append(marshal.loads(log[start : start + head]))
         offset = start + head + size
-        yield marshal.loads(log[start : start + head])
+    del log[:offset]
+    return dropped
 
 
 def entries(log: bytes | bytearray) -> Iterator[tuple[int, Any, Evs]]:

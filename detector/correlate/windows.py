@@ -194,10 +194,8 @@ class Counting(Aggregator[_Sequence]):
             weight = value
         state = self.groups.touch(now, key, _Sequence)
         log = state.log
-        gone = packed.drop_before(log, now - self.span)
-        if gone:
-            for expired in packed.tags(gone):
-                state.total -= expired
+        for expired in packed.drop_before(log, now - self.span):
+            state.total -= expired
         if not log:
             state.total = 0
         packed.append(log, now, weight, evs)
@@ -330,6 +328,9 @@ def _longest(chains: Chains) -> tuple[int, bytes] | None:
     latest, then the one with the lowest last rule."""
     if not chains:
         return None
+    if len(chains) == 1:  # the common case, without unpacking a start time
+        for (_, length), stamp in chains.items():
+            return length, stamp
     (_, length), stamp = max(
         chains.items(), key=lambda item: (item[0][1], packed.time_of(item[1]), -item[0][0])
     )
