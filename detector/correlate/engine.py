@@ -55,17 +55,8 @@ from detector.rules.compiled import CompiledRule
 from .checkpoint import CheckpointError, gc_paused
 from .keys import EventRecord, distinct_value, group_key, key_text, number
 from .model import NUMERIC, CorrelationRule, CorrelationSet, Slot, number_text
-from .windows import (
-    Aggregator,
-    Counters,
-    Ev,
-    Evs,
-    Fire,
-    Key,
-    Value,
-    aggregator_for,
-    load_evs,
-)
+from .packed import Ev, Evs, load_evs
+from .windows import Aggregator, Counters, Fire, Key, Value, aggregator_for, restored_key
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -551,17 +542,20 @@ class CorrelationEngine:
                 event_id,
                 seq,
                 load_evs(evs),
-                tuple((i, tuple(k), tuple(s), v, tuple(c)) for i, k, s, v, c in hits),
+                tuple((i, restored_key(k), tuple(s), v, tuple(c)) for i, k, s, v, c in hits),
             )
             for t, source, event_id, seq, evs, hits in state["buffer"]
         ]
         heapq.heapify(self._buffer)
-        self._timers = [
-            (due, seq, index, kind, tuple(key)) for due, seq, index, kind, key in state["timers"]
-        ]
-        heapq.heapify(self._timers)
         for aggregator, data in zip(self._aggregators, state["aggregators"], strict=True):
             aggregator.restore(data)
+        # a window's timer holds its group's key, as when it was scheduled
+        keys = [{key: key for key in aggregator.groups.live} for aggregator in self._aggregators]
+        self._timers = []
+        for due, seq, index, kind, key in state["timers"]:
+            restored = restored_key(key)
+            self._timers.append((due, seq, index, kind, keys[index].get(restored, restored)))
+        heapq.heapify(self._timers)
         self._suppressions = [
             {
                 tuple(key): _Suppression(

@@ -5,13 +5,15 @@ Sigma matches values, and as pySigma's SQL backends group), numbers by their tex
 anything else by its canonical JSON. A field that is missing, null, an empty string or
 an empty list gives no key: such an event joins no group of that correlation, because a
 shared "unknown" group would merge unrelated events (every failed login without a user
-name would count towards one brute force).
+name would count towards one brute force). Key texts and distinct values are interned:
+one string per user name or repository, however many groups and windows hold it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from sys import intern
 from typing import Any
 
 import orjson
@@ -74,13 +76,13 @@ def group_key(getters: Sequence[Getter], record: Mapping[str, Any]) -> Key | Non
     """The group of `record`, or None if a group-by field has no value."""
     if len(getters) == 1:
         text = key_text(getters[0](record))
-        return None if text is None else (text,)
+        return None if text is None else (intern(text),)
     parts = []
     for getter in getters:
         text = key_text(getter(record))
         if text is None:
             return None
-        parts.append(text)
+        parts.append(intern(text))
     return tuple(parts)
 
 
@@ -89,7 +91,7 @@ def distinct_value(getters: Sequence[Getter], record: Mapping[str, Any]) -> str 
     key = group_key(getters, record)
     if key is None:
         return None
-    return key[0] if len(key) == 1 else orjson.dumps(list(key)).decode()
+    return key[0] if len(key) == 1 else intern(orjson.dumps(list(key)).decode())
 
 
 def number(getters: Sequence[Getter], record: Mapping[str, Any]) -> Value:

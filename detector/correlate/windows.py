@@ -19,20 +19,20 @@ Two ways to decide, both over windows of the rule's timespan T:
 from __future__ import annotations
 
 import logging
+import sys
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from . import packed
 from .model import CorrelationRule
+from .packed import Ev, Evs
+from .packed import load_evs as load_evs  # the Kafka correlators read evidence with it
 
 log = logging.getLogger("detector.correlate")
 
 Key = tuple[str, ...]
-#: one piece of evidence: event id, time (µs), source, action, actor, and the values of
-#: the fields the correlation carries for the correlations that reference it
-Ev = tuple[str, int, str, str | None, str | None, tuple[str | None, ...]]
-Evs = tuple[Ev, ...]
 #: (due time, group) -> token the timer call carries back
 Schedule = Callable[[int, Key], int]
 #: one event's contribution to one group: the slots it matched and its value (if any)
@@ -148,7 +148,7 @@ class Aggregator(Generic[G]):
         return [[key, self.dump(state)] for key, state in self.groups.live.items()]
 
     def restore(self, data: Any) -> None:
-        self.groups.live = OrderedDict((tuple(key), self.load(state)) for key, state in data)
+        self.groups.live = OrderedDict((restored_key(key), self.load(state)) for key, state in data)
 
     def dump(self, state: G) -> Any:
         raise NotImplementedError
@@ -173,13 +173,12 @@ def _unscheduled(due: int, key: Key) -> int:
 
 
 class _Sequence(Group):
-    __slots__ = ("items", "total")
+    __slots__ = ("log", "total")
 
     def __init__(self) -> None:
         super().__init__()
-        #: (time, weight, evidence) per event in the window; a list, not a deque: most
-        #: groups hold a few events, and an empty deque alone takes ~600 bytes
-        self.items: list[tuple[int, int | float, Evs]] = []
+        #: a record (time, weight, evidence) per event in the window (see `packed`)
+        self.log = bytearray()
         self.total: int | float = 0
 
 
@@ -194,28 +193,26 @@ class Counting(Aggregator[_Sequence]):
                 return []
             weight = value
         state = self.groups.touch(now, key, _Sequence)
-        items, oldest = state.items, now - self.span
-        expired = 0
-        while expired < len(items) and items[expired][0] < oldest:
-            state.total -= items[expired][1]
-            expired += 1
-        del items[:expired]
-        if not items:
+        log = state.log
+        for expired in packed.drop_before(log, now - self.span):
+            state.total -= expired
+        if not log:
             state.total = 0
-        items.append((now, weight, evs))
+        packed.append(log, now, weight, evs)
         state.total += weight
         if not self._condition(state.total):
             return []
-        evidence = [ev for _, _, hit in items for ev in hit]
+        evidence = [ev for _, _, hit in packed.entries(log) for ev in hit]
         return [self._trailing_fire(now, key, evidence, state.total)]
 
     def dump(self, state: _Sequence) -> Any:
-        return [state.last, state.total, list(state.items)]
+        return [state.last, state.total, list(packed.entries(state.log))]
 
     def load(self, data: Any) -> _Sequence:
         state = _Sequence()
         state.last, state.total = data[0], data[1]
-        state.items = [(t, w, load_evs(e)) for t, w, e in data[2]]
+        for t, w, e in data[2]:
+            packed.append(state.log, t, w, load_evs(e))
         return state
 
 
@@ -224,9 +221,10 @@ class _Latest(Group):
 
     def __init__(self) -> None:
         super().__init__()
-        #: distinct item -> (time, evidence) of its latest event, oldest first (a dict
-        #: keeps insertion order in a third of an OrderedDict's space)
-        self.latest: dict[str | int, tuple[int, Evs]] = {}
+        #: distinct item -> its latest event's evidence stamped with its time (see
+        #: `packed`), oldest first (a dict keeps insertion order in a third of an
+        #: OrderedDict's space)
+        self.latest: dict[str | int, bytes] = {}
 
 
 class Distinct(Aggregator[_Latest]):
@@ -245,24 +243,25 @@ class Distinct(Aggregator[_Latest]):
         latest, oldest = state.latest, now - self.span
         while latest:
             first = next(iter(latest))
-            if latest[first][0] >= oldest:
+            if packed.time_of(latest[first]) >= oldest:
                 break
             del latest[first]
+        stamp = packed.pack(now, evs)
         for item in items:
             latest.pop(item, None)  # re-inserted last: the newest
-            latest[item] = (now, evs)
+            latest[item] = stamp
         if not self._condition(len(latest)):
             return []
-        evidence = [ev for _, hit in latest.values() for ev in hit]
+        evidence = [ev for stamp in latest.values() for ev in packed.evs_of(stamp)]
         return [self._trailing_fire(now, key, evidence, len(latest))]
 
     def dump(self, state: _Latest) -> Any:
-        return [state.last, list(state.latest.items())]
+        return [state.last, [(k, _unstamp(stamp)) for k, stamp in state.latest.items()]]
 
     def load(self, data: Any) -> _Latest:
         state = _Latest()
         state.last = data[0]
-        state.latest = {k: (t, load_evs(e)) for k, (t, e) in data[1]}
+        state.latest = {_canonical(k): packed.pack(t, load_evs(e)) for k, (t, e) in data[1]}
         return state
 
 
@@ -271,8 +270,13 @@ class _Chains(Group):
 
     def __init__(self) -> None:
         super().__init__()
-        #: (last slot, length) -> (start time, evidence) of the chain that starts latest
-        self.chains: dict[tuple[int, int], tuple[int, Evs]] = {}
+        #: (last slot, length) -> evidence stamped with the start time (see `packed`) of
+        #: the chain that starts latest
+        self.chains: Chains = {}
+
+
+#: (last slot, length) -> the chain's evidence stamped with its start time
+Chains = dict[tuple[int, int], bytes]
 
 
 class Ordered(Aggregator[_Chains]):
@@ -284,17 +288,17 @@ class Ordered(Aggregator[_Chains]):
     def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
         state = self.groups.touch(now, key, _Chains)
         chains, oldest = state.chains, now - self.span
-        for stale in [k for k, (start, _) in chains.items() if start < oldest]:
+        for stale in [k for k, stamp in chains.items() if packed.time_of(stamp) < oldest]:
             del chains[stale]
         for slot in sorted(slots, reverse=True):  # one event is never two steps of a chain
             _extend(chains, slot, now, evs, latest=True)
         best = _longest(chains)
         if best is None or not self._condition(best[0]):
             return []
-        return [self._trailing_fire(now, key, list(best[1]), best[0])]
+        return [self._trailing_fire(now, key, list(packed.evs_of(best[1])), best[0])]
 
     def dump(self, state: _Chains) -> Any:
-        return [state.last, list(state.chains.items())]
+        return [state.last, _dump_chains(state.chains)]
 
     def load(self, data: Any) -> _Chains:
         state = _Chains()
@@ -303,38 +307,62 @@ class Ordered(Aggregator[_Chains]):
         return state
 
 
-def _extend(
-    chains: dict[tuple[int, int], tuple[int, Evs]], slot: int, now: int, evs: Evs, latest: bool
-) -> None:
+def _extend(chains: Chains, slot: int, now: int, evs: Evs, latest: bool) -> None:
     """Chains ending at `slot` with this event; `latest` keeps the latest start, else the first."""
-    candidates: dict[int, tuple[int, Evs]] = {1: (now, evs)}
-    for (last, length), (start, chain) in chains.items():
+    candidates: dict[int, tuple[int, bytes | None]] = {1: (now, None)}
+    for (last, length), stamp in chains.items():
         if last < slot:
+            start = packed.time_of(stamp)
             known = candidates.get(length + 1)
             if known is None or (latest and start > known[0]):
-                candidates[length + 1] = (start, chain + evs)
-    for length, candidate in candidates.items():
-        known = chains.get((slot, length))
-        if known is None or (latest and candidate[0] >= known[0]):
-            chains[(slot, length)] = candidate
+                candidates[length + 1] = (start, stamp)
+    for length, (start, before) in candidates.items():
+        known_stamp = chains.get((slot, length))
+        if known_stamp is None or (latest and start >= packed.time_of(known_stamp)):
+            chain = evs if before is None else packed.evs_of(before) + evs
+            chains[_step(slot, length)] = packed.pack(start, chain)
 
 
-def _longest(chains: dict[tuple[int, int], tuple[int, Evs]]) -> tuple[int, Evs] | None:
-    """(length, evidence) of the longest chain; among equals the one that started latest,
-    then the one with the lowest last rule."""
+def _longest(chains: Chains) -> tuple[int, bytes] | None:
+    """(length, stamped evidence) of the longest chain; among equals the one that started
+    latest, then the one with the lowest last rule."""
     if not chains:
         return None
-    (_, length), (_, evs) = max(
-        chains.items(), key=lambda item: (item[0][1], item[1][0], -item[0][0])
+    if len(chains) == 1:  # the common case, without unpacking a start time
+        for (_, length), stamp in chains.items():
+            return length, stamp
+    (_, length), stamp = max(
+        chains.items(), key=lambda item: (item[0][1], packed.time_of(item[1]), -item[0][0])
     )
-    return length, evs
+    return length, stamp
+
+
+#: one (slot, length) tuple per value, shared by every group's chains
+_STEPS: dict[tuple[int, int], tuple[int, int]] = {}
+
+
+def _step(slot: int, length: int) -> tuple[int, int]:
+    step = (slot, length)
+    return _STEPS.setdefault(step, step)
 
 
 # --- decided at window end ----------------------------------------------------------
 
 
 class _Window(Group):
-    __slots__ = ("chains", "count", "distinct", "evidence", "opened", "token", "total", "values")
+    """What a window of any type collects; the parts a type does not use stay None."""
+
+    __slots__ = (
+        "chains",
+        "count",
+        "distinct",
+        "evidence",
+        "kept",
+        "opened",
+        "token",
+        "total",
+        "values",
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -342,10 +370,17 @@ class _Window(Group):
         self.token = 0
         self.count = 0
         self.total: int | float = 0
-        self.values: list[int | float] = []
-        self.distinct: dict[str | int, Evs] = {}
-        self.chains: dict[tuple[int, int], tuple[int, Evs]] = {}
-        self.evidence: list[Ev] = []
+        #: value_percentile, value_median: every value
+        self.values: list[int | float] | None = None
+        #: value_count, temporal: distinct item -> evidence of its first event (stamped
+        #: with time 0: only the order of the items matters)
+        self.distinct: dict[str | int, bytes] | None = None
+        #: temporal_ordered
+        self.chains: Chains | None = None
+        #: the others: the first `max_evidence` pieces of evidence, `kept` of them, as a
+        #: log of one record per event (see `packed`)
+        self.evidence: bytearray | None = None
+        self.kept = 0
 
 
 class Anchored(Aggregator[_Window]):
@@ -359,27 +394,46 @@ class Anchored(Aggregator[_Window]):
         ):
             self.counters.no_value += 1
             return []
-        state = self.groups.touch(now, key, _Window)
+        state = self.groups.touch(now, key, self._new)
         if not state.token:  # a new window: tokens start at 1
             state.opened = now
             state.token = self.schedule(now + self.span, key)
         state.count += 1
         if isinstance(value, int | float) and numeric:
             state.total += value
-            if kind in ("value_percentile", "value_median"):
+            if state.values is not None:
                 state.values.append(value)
-        if kind == "value_count" and isinstance(value, str):
-            state.distinct.setdefault(value, evs)
-        elif kind == "temporal":
-            for slot in slots:
-                state.distinct.setdefault(slot, evs)
-        elif kind == "temporal_ordered":
+        if state.distinct is not None:
+            if kind == "value_count" and isinstance(value, str):
+                if value not in state.distinct:
+                    state.distinct[value] = packed.pack(0, evs)
+            elif kind == "temporal":
+                for slot in slots:
+                    if slot not in state.distinct:
+                        state.distinct[slot] = packed.pack(0, evs)
+        elif state.chains is not None:
             for slot in sorted(slots, reverse=True):
                 _extend(state.chains, slot, now, evs, latest=False)
-        room = self.max_evidence - len(state.evidence)
-        if room > 0:
-            state.evidence.extend(evs[:room])
+        elif state.evidence is not None:
+            room = self.max_evidence - state.kept
+            if room > 0:
+                kept = evs[:room]
+                packed.append(state.evidence, now, None, kept)
+                state.kept += len(kept)
         return []
+
+    def _new(self) -> _Window:
+        state = _Window()
+        kind = self.rule.type
+        if kind in ("value_count", "temporal"):
+            state.distinct = {}
+        elif kind == "temporal_ordered":
+            state.chains = {}
+        else:
+            state.evidence = bytearray()
+            if kind in ("value_percentile", "value_median"):
+                state.values = []
+        return state
 
     def timer(self, now: int, key: Key, token: int) -> list[Fire]:
         state = self.groups.live.get(key)
@@ -393,40 +447,52 @@ class Anchored(Aggregator[_Window]):
 
     def _measure(self, state: _Window) -> tuple[float, list[Ev]]:
         kind = self.rule.type
-        if kind in ("value_count", "temporal"):
-            return len(state.distinct), [ev for evs in state.distinct.values() for ev in evs]
-        if kind == "temporal_ordered":
+        if state.distinct is not None:
+            evidence = [ev for stamp in state.distinct.values() for ev in packed.evs_of(stamp)]
+            return len(state.distinct), evidence
+        if state.chains is not None:
             best = _longest(state.chains)
-            return (best[0], list(best[1])) if best else (0, [])
+            return (best[0], list(packed.evs_of(best[1]))) if best else (0, [])
+        assert state.evidence is not None
+        evidence = [ev for _, _, evs in packed.entries(state.evidence) for ev in evs]
         if kind == "value_sum":
-            return state.total, state.evidence
+            return state.total, evidence
         if kind == "value_avg":
-            return state.total / state.count, state.evidence
-        if kind in ("value_percentile", "value_median"):
+            return state.total / state.count, evidence
+        if state.values is not None:
             assert self.rule.percentile is not None
-            return percentile(sorted(state.values), self.rule.percentile), state.evidence
-        return state.count, state.evidence
+            return percentile(sorted(state.values), self.rule.percentile), evidence
+        return state.count, evidence
 
     def dump(self, state: _Window) -> Any:
+        distinct = state.distinct or {}
+        evidence = state.evidence or b""
         return [
             state.last,
             state.opened,
             state.token,
             state.count,
             state.total,
-            list(state.values),
-            list(state.distinct.items()),
-            list(state.chains.items()),
-            list(state.evidence),
+            list(state.values or ()),
+            [(k, packed.evs_of(stamp)) for k, stamp in distinct.items()],
+            _dump_chains(state.chains or {}),
+            [ev for _, _, evs in packed.entries(evidence) for ev in evs],
         ]
 
     def load(self, data: Any) -> _Window:
-        state = _Window()
+        state = self._new()
         state.last, state.opened, state.token, state.count, state.total = data[:5]
-        state.values = data[5]
-        state.distinct = {k: load_evs(e) for k, e in data[6]}
-        state.chains = _load_chains(data[7])
-        state.evidence = list(load_evs(data[8]))
+        if state.values is not None:
+            state.values = data[5]
+        if state.distinct is not None:
+            state.distinct = {_canonical(k): packed.pack(0, load_evs(e)) for k, e in data[6]}
+        if state.chains is not None:
+            state.chains = _load_chains(data[7])
+        if state.evidence is not None:
+            kept = load_evs(data[8])
+            if kept:
+                packed.append(state.evidence, state.opened, None, kept)
+            state.kept = len(kept)
         return state
 
 
@@ -593,10 +659,27 @@ def aggregator_for(
     return kind(rule, limit, max_evidence, counters)
 
 
-def load_evs(data: Iterable[Sequence[Any]]) -> Evs:
-    """Evidence from a checkpoint, where tuples became JSON arrays."""
-    return tuple((ev[0], ev[1], ev[2], ev[3], ev[4], tuple(ev[5])) for ev in data)
+def _dump_chains(chains: Chains) -> list[Any]:
+    return [(step, _unstamp(stamp)) for step, stamp in chains.items()]
 
 
-def _load_chains(data: Iterable[Sequence[Any]]) -> dict[tuple[int, int], tuple[int, Evs]]:
-    return {(slot, length): (start, load_evs(evs)) for (slot, length), (start, evs) in data}
+def _load_chains(data: Iterable[Sequence[Any]]) -> Chains:
+    return {
+        _step(slot, length): packed.pack(start, load_evs(evs))
+        for (slot, length), (start, evs) in data
+    }
+
+
+def _unstamp(stamp: bytes) -> tuple[int, Evs]:
+    """A stamp as the (time, evidence) pair a checkpoint holds."""
+    return packed.time_of(stamp), packed.evs_of(stamp)
+
+
+def restored_key(key: Iterable[str]) -> Key:
+    """A group key from a checkpoint, its texts interned as `keys.group_key` does."""
+    return tuple(map(sys.intern, key))
+
+
+def _canonical(item: Any) -> Any:
+    """A distinct value from a checkpoint, shared with equal ones as the live path does."""
+    return sys.intern(item) if isinstance(item, str) else item
