@@ -33,7 +33,7 @@ import orjson
 
 from detector.correlate import CorrelationEngine
 from detector.correlate.engine import Hit, evidence_of, late_letter, microseconds
-from detector.correlate.windows import Ev
+from detector.correlate.packed import Ev
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.normalize import NormalizeStage
 from detector.pipeline import Checkpointer, EventSelection, RunCounts, SingleEventMatcher
