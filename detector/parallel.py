@@ -36,7 +36,13 @@ from detector.correlate.engine import Hit, evidence_of, late_letter, microsecond
 from detector.correlate.packed import Ev
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.normalize import NormalizeStage
-from detector.pipeline import Checkpointer, EventSelection, RunCounts, SingleEventMatcher
+from detector.pipeline import (
+    Checkpointer,
+    EventSelection,
+    RunCounts,
+    SingleEventMatcher,
+    counted,
+)
 from detector.rules.routing import RuleRouter
 from detector.sources.files import ProgressCallback, read_paths
 from detector.sources.merge import MergeKey, merge_by_event_time
@@ -204,15 +210,10 @@ def parallel_replay(
     ]
     if records is not None:
         inputs.append(pool.outcomes(records))
-    for result in merge_by_event_time(inputs, outcome_key):
-        if counts.skipped < skip:
-            counts.skipped += 1
-            continue
-        counts.read += 1
-        if isinstance(result, DeadLetter):
-            letters.write(result)
-            counts.dead_lettered += 1
-            continue
+    outcomes: Iterator[Outcome] = counted(
+        merge_by_event_time(inputs, outcome_key), letters, counts, skip
+    )
+    for result in outcomes:
         timestamp, source, event_id, detections, hits, evidence, data, ungrouped = result
         counts.normalized += 1
         counts.by_source[source] += 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
+from typing import TypeVar
 
 from detector.correlate import CorrelationEngine, checkpoint
 from detector.deadletter import DeadLetter, DeadLetterFile
@@ -79,6 +80,27 @@ def _file_results(
         yield from stage.process(raw)
 
 
+Result = TypeVar("Result")
+
+
+def counted(
+    results: Iterable[Result | DeadLetter], letters: DeadLetterFile, counts: RunCounts, skip: int
+) -> Iterator[Result]:
+    """The results that are not dead letters (those go to `letters`), each counted as
+    read; the first `skip` results (a resumed run has had them) are counted as skipped
+    and not used again."""
+    for result in results:
+        if counts.skipped < skip:
+            counts.skipped += 1
+            continue
+        counts.read += 1
+        if isinstance(result, DeadLetter):
+            letters.write(result)
+            counts.dead_lettered += 1
+            continue
+        yield result
+
+
 def normalized_events(
     files: Sequence[str],
     stage: NormalizeStage,
@@ -106,15 +128,7 @@ def normalized_events(
     if records is not None:
         inputs = [*inputs, (result for raw in records for result in stage.process(raw))]
     results = merge_by_event_time(inputs) if merged else chain.from_iterable(inputs)
-    for result in results:
-        if counts.skipped < skip:
-            counts.skipped += 1
-            continue
-        counts.read += 1
-        if isinstance(result, DeadLetter):
-            letters.write(result)
-            counts.dead_lettered += 1
-            continue
+    for result in counted(results, letters, counts, skip):
         counts.normalized += 1
         counts.by_source[result.event_source] += 1
         if selection is not None and not selection.accepts(result):
