@@ -133,10 +133,19 @@ class Cluster:
             time.sleep(0.2)
 
     def logs(self) -> str:
-        return "\n".join(
-            path.read_text(errors="replace")[-3000:]
-            for path in sorted(self.directory.glob("worker-*.log"))
-        )
+        """Each worker's errors and warnings, whole, then the end of its log."""
+        parts = []
+        for path in sorted(self.directory.glob("worker-*.log")):
+            text = path.read_text(errors="replace")
+            notable = [
+                line
+                for line in text.splitlines()
+                if any(word in line for word in ("ERROR", "WARNING", "Traceback", "rror:"))
+            ]
+            parts.append(
+                f"--- {path.name}\n" + "\n".join(notable[-200:]) + "\n...\n" + text[-3000:]
+            )
+        return "\n".join(parts)
 
 
 @pytest.fixture
