@@ -87,11 +87,14 @@ class WorkerState:
 
 
 _state: WorkerState | None = None
+#: the worker's single-event matcher (it keeps each rule's reference for every task)
+_matcher: SingleEventMatcher | None = None
 
 
 def _install(state: WorkerState) -> None:
-    global _state
+    global _state, _matcher
     _state = state
+    _matcher = SingleEventMatcher(state.router, state.engine.silenced)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replay's process handles Ctrl-C
 
 
@@ -102,9 +105,8 @@ Sent = tuple[bytes, str, str | None, str | None]
 
 def _work(records: Sequence[Sent]) -> list[Outcome | DeadLetter]:
     """The outcomes of a chunk of records, in order (a worker's task)."""
-    state = _state
-    assert state is not None, "a task ran outside a worker"
-    matcher = SingleEventMatcher(state.router, state.engine.silenced)
+    state, matcher = _state, _matcher
+    assert state is not None and matcher is not None, "a task ran outside a worker"
     engine, selection = state.engine, state.selection
     results: list[Outcome | DeadLetter] = []
     for fields in records:
