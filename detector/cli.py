@@ -6,7 +6,7 @@ import asyncio
 import os
 import ssl
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -408,9 +408,7 @@ def replay(
             "--playbooks": playbook_paths,
             "es:// or os:// inputs": index,
         }
-        given = [name for name, value in unsupported.items() if value]
-        if given:
-            raise click.UsageError(f"--kafka replays through the workers: no {', '.join(given)}")
+        _refuse(unsupported, "--kafka replays through the workers: no ")
         if workers > 1:
             raise click.UsageError("--workers applies to a replay in this process, not --kafka")
         _replay_through_kafka(kafka_bootstrap, spec, output, kafka_deadline)
@@ -422,9 +420,7 @@ def replay(
             "--sink": sink_name,
             "--speed": speed,
         }
-        given = [name for name, value in whole_events.items() if value]
-        if given:
-            raise click.UsageError(f"--workers {workers}: not with {', '.join(given)}")
+        _refuse(whole_events, f"--workers {workers}: not with ")
     reader = None
     if index is not None:
         kind, name = index
@@ -920,6 +916,13 @@ def _speed(text: str) -> float | None:
     if not factor > 0 or factor == float("inf"):
         raise click.BadParameter(f"{text!r}: use max or a positive number such as 1, 10, 0.5")
     return factor
+
+
+def _refuse(options: Mapping[str, object], reason: str) -> None:
+    """A usage error naming, after `reason`, the options given (truthy) among `options`."""
+    given = [name for name, value in options.items() if value]
+    if given:
+        raise click.UsageError(reason + ", ".join(given))
 
 
 def _each(hooks: list[Callable[[Event], None]]) -> Callable[[Event], None] | None:
