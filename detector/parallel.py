@@ -42,9 +42,10 @@ from detector.pipeline import (
     RunCounts,
     SingleEventMatcher,
     counted,
+    file_records,
 )
 from detector.rules.routing import RuleRouter
-from detector.sources.files import ProgressCallback, read_paths
+from detector.sources.files import ProgressCallback
 from detector.sources.merge import MergeKey, merge_by_event_time
 from detector.sources.records import RawRecord
 
@@ -207,9 +208,7 @@ def parallel_replay(
     workers hold the router and the selection): every detection as the JSON it writes,
     in the same order. `before_event` runs before each selected event is used
     (progress). The files are read here, so `progress` follows them as they are read."""
-    inputs = [
-        pool.outcomes(stage.join_continuation_lines(read_paths([name], progress))) for name in files
-    ]
+    inputs = [pool.outcomes(file_records(name, stage, progress)) for name in files]
     if records is not None:
         inputs.append(pool.outcomes(records))
     outcomes: Iterator[Outcome] = counted(

@@ -72,11 +72,19 @@ class EventSelection:
         return not self.sources or event.event_source in self.sources
 
 
+def file_records(
+    name: str, stage: NormalizeStage, progress: ProgressCallback | None = None
+) -> Iterator[RawRecord]:
+    """The records of one input, continuation lines joined within it (a Jenkins
+    script-console body is one record)."""
+    return stage.join_continuation_lines(read_paths([name], progress))
+
+
 def _file_results(
     name: str, stage: NormalizeStage, progress: ProgressCallback | None
 ) -> Iterator[Event | DeadLetter]:
-    """One input normalized on its own (continuation lines are joined within a file)."""
-    for raw in stage.join_continuation_lines(read_paths([name], progress)):
+    """One input normalized on its own."""
+    for raw in file_records(name, stage, progress):
         yield from stage.process(raw)
 
 

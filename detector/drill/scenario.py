@@ -12,7 +12,8 @@ import orjson
 
 from detector.events import Event
 from detector.normalize import NormalizeStage
-from detector.sources.files import expand_paths, read_paths
+from detector.pipeline import file_records
+from detector.sources.files import expand_paths
 
 
 class ScenarioError(ValueError):
@@ -73,7 +74,7 @@ def load_scenario(directory: Path, stage: NormalizeStage) -> Scenario:
         raise ScenarioError(f"{directory}: a scenario has logs/ and expected.jsonl")
     records = []
     for name in expand_paths([str(logs)]):
-        for raw in stage.join_continuation_lines(read_paths([name])):
+        for raw in file_records(name, stage):
             events = [item for item in stage.process(raw) if isinstance(item, Event)]
             if not events:
                 raise ScenarioError(f"{raw.origin}: the record does not normalize")
