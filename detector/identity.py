@@ -208,11 +208,12 @@ class IdentityMap:
         return f"{source}:{name}" if folded in self._canonical else name
 
     def apply(self, event: Event) -> Event:
-        """`event` with its `user.identity` set (the same event when it has no user.name)."""
+        """`event`, just made by a normalizer, with its `user.identity` set in place (none
+        when it has no user.name)."""
         identity = self.resolve(event.event_source, event.user_name)
-        if identity is None:
-            return event
-        return event.with_identity(identity)
+        if identity is not None:
+            event.set_identity(identity)
+        return event
 
 
 class IdentitySettings(BaseModel):

@@ -1,11 +1,14 @@
-"""Replay on several cores: worker processes parse, normalize and match the records and
-write the single-event detections; this process merges, correlates and writes.
+"""Replay on several cores: worker processes split, parse, normalize and match the
+records and write the single-event detections; this process reads, merges, correlates
+and writes.
 
 The work per record (about nine tenths of a replay's CPU time) needs nothing but the
 record, so it splits across processes; correlation needs every event in event-time order,
-so it stays in one. What a worker sends back per event is small: the merge key, the
-detections as JSON, and, only when the event feeds a correlation, its hits, evidence
-and raw JSON (for a late event's dead letter). Events themselves never cross processes.
+so it stays in one. This process reads JSON-lines and text files in blocks of whole
+lines and leaves the lines to the workers (other layouts go as records). What a worker
+sends back per event is small: the merge key (the time in microseconds), the detections
+as JSON, and, only when the event feeds a correlation, its hits, evidence and raw JSON
+(for a late event's dead letter). Events themselves never cross processes.
 
 The output is the single-process replay's, byte for byte and in the same order: the
 workers keep the input order of each file (chunks are taken back in the order they were
@@ -19,15 +22,15 @@ playbooks, a sink, pacing) runs in the single process instead.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from functools import partial
-from itertools import islice
+from itertools import groupby, islice
 
 import orjson
 
@@ -42,26 +45,28 @@ from detector.pipeline import (
     RunCounts,
     SingleEventMatcher,
     counted,
-    file_records,
 )
 from detector.rules.routing import RuleRouter
-from detector.sources.files import ProgressCallback
-from detector.sources.merge import MergeKey, merge_by_event_time
+from detector.sources.files import LineBlock, ProgressCallback, read_parts
+from detector.sources.merge import merge_by_event_time
 from detector.sources.records import RawRecord
 
-#: Records per task: large enough that the cost of a task is small against its work.
-CHUNK = 512
-#: Tasks in flight per input: keeps the workers busy while bounding memory.
-AHEAD = 4
+#: Records per task (a block of lines is about 1 MiB): large enough that the cost of a
+#: task is small against its work.
+CHUNK = 1024
+#: Tasks in flight in all: keeps the workers busy while bounding memory (each input of a
+#: merge has one at least).
+IN_FLIGHT = 8
 
 
-#: One event as a worker saw it: (timestamp, source, event id, its single-event
-#: detections as (rule title, JSON) pairs or None when the selection left it out, the
-#: hits it gives the correlations, its evidence and raw JSON (only with hits: the
-#: JSON is a late event's dead letter), and the hits left out for a missing group-by
-#: field (the engine's `ungrouped`). A plain tuple: it crosses a pipe per event.
+#: One event as a worker saw it: (time in microseconds, source, event id, its
+#: single-event detections as (rule title, JSON) pairs or None when the selection left
+#: it out, the hits it gives the correlations, its evidence and raw JSON (only with hits:
+#: the JSON is a late event's dead letter), and the hits left out for a missing group-by
+#: field (the engine's `ungrouped`). A plain tuple of plain values: it crosses a pipe
+#: per event.
 Outcome = tuple[
-    datetime,
+    int,
     str,
     str,
     tuple[tuple[str, bytes], ...] | None,
@@ -71,9 +76,13 @@ Outcome = tuple[
     int,
 ]
 
+#: Sorts before any event's place: the place of a dead letter no event came before.
+_FIRST_OUTCOME = (-(1 << 63), "", "")
 
-def outcome_key(result: Outcome) -> MergeKey:
-    """Where an outcome goes in the merged stream: its event's place."""
+
+def outcome_key(result: Outcome) -> tuple[int, str, str]:
+    """Where an outcome goes in the merged stream: its event's place (the time in
+    microseconds orders as the timestamp does)."""
     return (result[0], result[1], result[2])
 
 
@@ -99,27 +108,34 @@ def _install(state: WorkerState) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replay's process handles Ctrl-C
 
 
-#: A record as it is sent to a worker: `RawRecord`'s fields (a tuple pickles in a
-#: quarter of the time a dataclass does).
-Sent = tuple[bytes, str, str | None, str | None]
+Results = list[Outcome | DeadLetter]
 
 
-def _work(records: Sequence[Sent]) -> list[Outcome | DeadLetter]:
+def _work_block(block: LineBlock) -> Results:
+    """The outcomes of a block of whole lines, in order (a worker's task)."""
+    assert _state is not None, "a task ran outside a worker"
+    return _outcomes(_state.stage.join_continuation_lines(block.records()))
+
+
+def _work_records(records: Sequence[RawRecord]) -> Results:
     """The outcomes of a chunk of records, in order (a worker's task)."""
+    return _outcomes(records)
+
+
+def _outcomes(records: Iterable[RawRecord]) -> Results:
     state, matcher = _state, _matcher
     assert state is not None and matcher is not None, "a task ran outside a worker"
     engine, selection = state.engine, state.selection
-    results: list[Outcome | DeadLetter] = []
-    for fields in records:
-        for result in state.stage.process(RawRecord(*fields)):
+    results: Results = []
+    for raw in records:
+        for result in state.stage.process(raw):
             if isinstance(result, DeadLetter):
                 results.append(result)
                 continue
             event = result
+            time = microseconds(event.timestamp)
             if selection is not None and not selection.accepts(event):
-                results.append(
-                    (event.timestamp, event.event_source, event.event_id, None, (), None, None, 0)
-                )
+                results.append((time, event.event_source, event.event_id, None, (), None, None, 0))
                 continue
             matched = state.router.match(event)
             detections = tuple(
@@ -130,11 +146,11 @@ def _work(records: Sequence[Sent]) -> list[Outcome | DeadLetter]:
             hits = engine.hits(event, matched) if matched else ()
             evidence, data = None, None
             if hits:
-                evidence = evidence_of(event, microseconds(event.timestamp))
+                evidence = evidence_of(event, time)
                 data = orjson.dumps(event.raw)
             results.append(
                 (
-                    event.timestamp,
+                    time,
                     event.event_source,
                     event.event_id,
                     detections,
@@ -147,8 +163,12 @@ def _work(records: Sequence[Sent]) -> list[Outcome | DeadLetter]:
     return results
 
 
+#: A worker's task: its function and argument list.
+Task = tuple[Callable[..., Results], tuple[object, ...]]
+
+
 class Workers:
-    """Forked worker processes; `outcomes` maps one input's records through them.
+    """Forked worker processes; `outcomes` maps one input's tasks through them.
 
     A worker that dies (killed, out of memory) fails the replay with
     `BrokenProcessPool` instead of leaving it waiting for the chunk it held.
@@ -163,7 +183,14 @@ class Workers:
         )
         # Fork every worker now, before this process starts threads (a progress display,
         # a sink): a fork copies no thread, so a lock one of them held would stay held.
-        self._pool.submit(int).result()
+        # The objects so far (the rules above all) are frozen out of the workers'
+        # collections: walking them would copy every page they sit on into each worker.
+        gc.collect()
+        gc.freeze()
+        try:
+            self._pool.submit(int).result()
+        finally:
+            gc.unfreeze()  # this process collects them as before
 
     def __enter__(self) -> Workers:
         return self
@@ -171,24 +198,68 @@ class Workers:
     def __exit__(self, *_: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def outcomes(self, records: Iterable[RawRecord]) -> Iterator[Outcome | DeadLetter]:
-        """The outcomes of `records`, in their order, with `AHEAD` chunks in flight."""
-        chunks = _chunked(records, CHUNK)
-        pending: deque[Future[list[Outcome | DeadLetter]]] = deque(
-            self._pool.submit(_work, chunk) for chunk in islice(chunks, AHEAD)
+    def outcomes(self, tasks: Iterable[Task], ahead: int) -> Iterator[Outcome | DeadLetter]:
+        """The outcomes of `tasks`, in their order, with `ahead` tasks in flight."""
+        tasks = iter(tasks)
+        pending: deque[Future[Results]] = deque(
+            self._pool.submit(work, *arguments) for work, arguments in islice(tasks, ahead)
         )
         while pending:
             done = pending.popleft().result()
-            following = next(chunks, None)
+            following = next(tasks, None)
             if following is not None:
-                pending.append(self._pool.submit(_work, following))
+                work, arguments = following
+                pending.append(self._pool.submit(work, *arguments))
             yield from done
 
 
-def _chunked(records: Iterable[RawRecord], size: int) -> Iterator[list[Sent]]:
-    iterator = ((r.data, r.origin, r.source, r.error) for r in records)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+def file_tasks(
+    name: str, stage: NormalizeStage, progress: ProgressCallback | None
+) -> Iterator[Task]:
+    """The tasks of one input: a block of whole lines each, or `CHUNK` records of a JSON
+    array or of concatenated JSON values."""
+    parts = _aligned(read_parts([name], progress), stage)
+    for blocks, group in groupby(parts, key=lambda part: isinstance(part, LineBlock)):
+        if blocks:
+            yield from ((_work_block, (block,)) for block in group)
+        else:
+            records = (part for part in group if isinstance(part, RawRecord))
+            yield from record_tasks(stage.join_continuation_lines(records))
+
+
+def _aligned(
+    parts: Iterable[LineBlock | RawRecord], stage: NormalizeStage
+) -> Iterator[LineBlock | RawRecord]:
+    """`parts` with every block starting where a record starts: the continuation lines at
+    the head of a block (a Jenkins script body cut by the block's end) go to the block
+    before, so each block's records are those of the whole file."""
+    held: LineBlock | None = None
+    for part in parts:
+        if not isinstance(part, LineBlock):
+            if held is not None:
+                yield held
+                held = None
+            yield part
+            continue
+        if held is not None:
+            cut = stage.continuation_length(part.data, part.source)
+            if cut:
+                held = replace(held, data=held.data + part.data[:cut])
+                if cut == len(part.data):
+                    continue
+                lines = part.data.count(b"\n", 0, cut)
+                part = replace(part, data=part.data[cut:], first_line=part.first_line + lines)
+            yield held
+        held = part
+    if held is not None:
+        yield held
+
+
+def record_tasks(records: Iterable[RawRecord]) -> Iterator[Task]:
+    """Tasks of `CHUNK` records each."""
+    iterator = iter(records)
+    while chunk := list(islice(iterator, CHUNK)):
+        yield _work_records, (chunk,)
 
 
 def parallel_replay(
@@ -208,14 +279,14 @@ def parallel_replay(
     workers hold the router and the selection): every detection as the JSON it writes,
     in the same order. `before_event` runs before each selected event is used
     (progress). The files are read here, so `progress` follows them as they are read."""
-    inputs = [pool.outcomes(file_records(name, stage, progress)) for name in files]
+    ahead = max(1, IN_FLIGHT // (len(files) + (records is not None)))
+    inputs = [pool.outcomes(file_tasks(name, stage, progress), ahead) for name in files]
     if records is not None:
-        inputs.append(pool.outcomes(records))
-    outcomes: Iterator[Outcome] = counted(
-        merge_by_event_time(inputs, outcome_key), letters, counts, skip
-    )
+        inputs.append(pool.outcomes(record_tasks(records), ahead))
+    merged = merge_by_event_time(inputs, outcome_key, _FIRST_OUTCOME)
+    outcomes: Iterator[Outcome] = counted(merged, letters, counts, skip)
     for result in outcomes:
-        timestamp, source, event_id, detections, hits, evidence, data, ungrouped = result
+        time, source, event_id, detections, hits, evidence, data, ungrouped = result
         counts.normalized += 1
         counts.by_source[source] += 1
         if detections is None:
@@ -227,7 +298,6 @@ def parallel_replay(
             counts.by_rule[title] += 1
             yield line
         engine.stats.ungrouped += ungrouped
-        time = microseconds(timestamp)
         if not hits:
             decided = engine.advance(time)
         else:

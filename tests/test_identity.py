@@ -269,11 +269,13 @@ def test_apply_sets_user_identity_and_keeps_the_event_otherwise() -> None:
             "raw": {"actor": "alice-gh"},
         }
     )
-    mapped = identities.apply(event)
-    assert mapped.user_identity == "alice"
-    assert mapped.to_dict() == {**event.to_dict(), "user.identity": "alice"}
-    anonymous = event.model_copy(update={"user_name": None})
-    assert identities.apply(anonymous) is anonymous
+    before = event.to_dict()
+    assert identities.apply(event) is event
+    assert event.user_identity == "alice"
+    assert event.to_dict() == {**before, "user.identity": "alice"}
+    assert "user_identity" in event.model_fields_set
+    anonymous = event.model_copy(update={"user_name": None, "user_identity": None})
+    assert identities.apply(anonymous).user_identity is None
 
 
 @pytest.mark.parametrize(

@@ -127,6 +127,22 @@ class NormalizeStage:
         if pending is not None:
             yield pending
 
+    def continuation_length(self, lines: bytes, source: str | None) -> int:
+        """Bytes at the start of `lines` that `join_continuation_lines` would join to a
+        record before them (continuation and blank lines): lines cut there into two
+        blocks give, block by block, the records of the whole."""
+        position = 0
+        while position < len(lines):
+            end = lines.find(b"\n", position) + 1 or len(lines)
+            line = lines[position:end].rstrip(b"\r\n")
+            if (
+                line.strip(b" \t\r\n")
+                and self._text_record_start(RawRecord(line, "", source)) is not False
+            ):
+                return position
+            position = end
+        return position
+
     def _text_record_start(self, raw: RawRecord) -> bool | None:
         """True if `raw` starts a text record, False if it is other text, None if not text."""
         if raw.error is not None or raw.data[:1] in (b"{", b"["):

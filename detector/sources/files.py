@@ -18,14 +18,16 @@ import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeAlias
+from typing import Any, BinaryIO, TypeAlias, cast
 
 import orjson
 
 from detector.sources.records import RawRecord
 
 _CHUNK = 1 << 20  # read size of the JSON value scanner
+_LINE_BLOCK = 1 << 20  # bytes of lines per block (each block is a worker's task)
 _BUFFER = 1 << 20  # read-ahead used to sniff a file's layout
 _GZIP_MAGIC = b"\x1f\x8b"
 _WHITESPACE = b" \t\r\n"
@@ -74,12 +76,39 @@ def read_paths(
     paths: Iterable[str], progress: ProgressCallback | None = None, source: str | None = None
 ) -> Iterator[RawRecord]:
     """Every record of every file, in file order. Directories are walked recursively."""
+    # without blocks, every part is a record
+    return cast(Iterator[RawRecord], read_parts(paths, progress, source, blocks=False))
+
+
+def read_parts(
+    paths: Iterable[str],
+    progress: ProgressCallback | None = None,
+    source: str | None = None,
+    *,
+    blocks: bool = True,
+) -> Iterator[LineBlock | RawRecord]:
+    """`read_paths`, with the lines of a JSON-lines or text file left in blocks of whole
+    lines (`blocks`): splitting them is work a replay's worker process can do instead."""
     for name in expand_paths(paths):
         if name == "-":
-            yield from read_stream(sys.stdin.buffer, "<stdin>", None, source)
+            yield from stream_parts(sys.stdin.buffer, "<stdin>", None, source, blocks=blocks)
             continue
         with open(name, "rb") as handle:
-            yield from read_stream(handle, name, progress, source)
+            yield from stream_parts(handle, name, progress, source, blocks=blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class LineBlock:
+    """Whole lines of one file, the first of them line `first_line` (counting from 1)."""
+
+    data: bytes
+    name: str
+    first_line: int
+    source: str | None = None
+
+    def records(self) -> Iterator[RawRecord]:
+        """One record per line that is not blank, named `<file>:<line>`."""
+        return _lines(io.BytesIO(self.data), self.name, self.source, self.first_line)
 
 
 class _CountingReader(io.RawIOBase):
@@ -108,6 +137,21 @@ def read_stream(
     chunk_size: int = _CHUNK,
 ) -> Iterator[RawRecord]:
     """Records of one byte stream, gzip or not, in the layout sniffed from its start."""
+    parts = stream_parts(handle, name, progress, source, chunk_size, blocks=False)
+    return cast(Iterator[RawRecord], parts)  # without blocks, every part is a record
+
+
+def stream_parts(
+    handle: BinaryIO,
+    name: str,
+    progress: ProgressCallback | None = None,
+    source: str | None = None,
+    chunk_size: int = _CHUNK,
+    *,
+    blocks: bool = True,
+) -> Iterator[LineBlock | RawRecord]:
+    """`read_stream`, with lines left in blocks of whole lines (about 1 MiB each) when
+    `blocks`."""
     inner: Any = handle if progress is None else _CountingReader(handle, progress)
     stream: Stream = io.BufferedReader(inner, _BUFFER)
     try:
@@ -116,6 +160,8 @@ def read_stream(
         first = _first_significant_byte(stream)
         if first == b"[" or (first == b"{" and not _first_line_is_json(stream)):
             yield from _json_values(stream, name, source, chunk_size)
+        elif blocks:
+            yield from _line_blocks(stream, name, source, _LINE_BLOCK)
         else:
             yield from _lines(stream, name, source)
     except (OSError, EOFError, zlib.error) as exc:
@@ -139,11 +185,28 @@ def _first_line_is_json(stream: Stream) -> bool:
     return True
 
 
-def _lines(stream: Stream, name: str, source: str | None) -> Iterator[RawRecord]:
-    for number, line in enumerate(stream, start=1):
+def _lines(stream: BinaryIO, name: str, source: str | None, first: int = 1) -> Iterator[RawRecord]:
+    for number, line in enumerate(stream, start=first):
         stripped = line.rstrip(b"\r\n")
         if stripped.strip(_WHITESPACE):
             yield RawRecord(stripped, f"{name}:{number}", source)
+
+
+def _line_blocks(stream: Stream, name: str, source: str | None, size: int) -> Iterator[LineBlock]:
+    """The stream cut after the last line end of every `size` bytes read."""
+    number = 1
+    pieces: list[bytes] = []
+    while chunk := stream.read(size):
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:  # a line longer than `size`: keep reading
+            pieces.append(chunk)
+            continue
+        data = b"".join([*pieces, chunk[:end]]) if pieces else chunk[:end]
+        pieces = [chunk[end:]] if end < len(chunk) else []
+        yield LineBlock(data, name, number, source)
+        number += data.count(b"\n")
+    if pieces:
+        yield LineBlock(b"".join(pieces), name, number, source)
 
 
 _IN_STRING = re.compile(rb'["\\]')

@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 from detector.deadletter import DeadLetter
 from detector.events import Event
 
-#: (timestamp, source, event id)
-MergeKey = tuple[datetime, str, str]
+#: (timestamp, source, event id); a worker's outcomes have the time in microseconds
+MergeKey = tuple[Any, str, str]
 
 #: what is merged: normalized events, or what a worker made of them (`detector.parallel`)
 Result = TypeVar("Result")
@@ -47,9 +47,9 @@ def event_key(event: Event) -> MergeKey:
 
 
 def _keyed(
-    results: Iterable[Result | DeadLetter], key: Callable[[Any], MergeKey]
+    results: Iterable[Result | DeadLetter], key: Callable[[Any], MergeKey], first: MergeKey
 ) -> Iterator[tuple[MergeKey, Result | DeadLetter]]:
-    last = _FIRST
+    last = first
     for result in results:
         if not isinstance(result, DeadLetter):
             last = key(result)
@@ -59,13 +59,15 @@ def _keyed(
 def merge_by_event_time(
     inputs: Iterable[Iterable[Result | DeadLetter]],
     key: Callable[[Any], MergeKey] = event_key,
+    first: MergeKey = _FIRST,
 ) -> Iterator[Result | DeadLetter]:
     """The results of all `inputs` (each in its own order) merged by event time; `key`
-    gives a result's place (by default the results are events)."""
+    gives a result's place (by default the results are events), `first` sorts before
+    every place (a dead letter's when no event came before it in its input)."""
     streams = list(inputs)
     if len(streams) == 1:  # nothing to merge: the input's own order
         yield from streams[0]
         return
-    keyed = [_keyed(results, key) for results in streams]
+    keyed = [_keyed(results, key, first) for results in streams]
     for _, result in heapq.merge(*keyed, key=lambda pair: pair[0]):
         yield result

@@ -1,0 +1,96 @@
+"""Blocks of whole lines: what a replay's workers split themselves gives, block by block,
+the records of the whole file, continuation lines joined, whatever the block size."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detector.config import SourcesSettings
+from detector.normalize import NormalizeStage
+from detector.normalize.builtin import build_registry
+from detector.parallel import file_tasks
+from detector.pipeline import file_records
+from detector.sources import files
+from detector.sources.files import LineBlock, read_parts, read_paths
+from detector.sources.records import RawRecord
+
+STAGE = NormalizeStage(build_registry(SourcesSettings()))
+
+#: Lines of the shapes a JSON-lines or Jenkins text file has: records, a script-console
+#: record and its continuation lines, blanks, Windows line ends.
+LINES = st.sampled_from(
+    [
+        b'{"kind":"Event","auditID":"a"}',
+        b'{"zeta": 1}',
+        b"Mar 4, 2025 6:26:00,000 AM A groovy script was executed by user 'mallory'. "
+        b"Origin: Script Console Controller.",
+        b"Mar 4, 2025 6:27:00,000 AM /configure by alice",
+        b"println 'id'.execute().text",
+        b"  }",
+        b"",
+        b"   ",
+        b"\r",
+        b"not json {",
+    ]
+)
+
+
+def _write(directory: str, lines: list[bytes], end: bytes) -> str:
+    path = Path(directory) / "audit.log"
+    path.write_bytes(b"\n".join(lines) + end)
+    return str(path)
+
+
+def _task_records(name: str) -> list[RawRecord]:
+    """The records each of `file_tasks`' tasks gives a worker, in task order."""
+    records: list[RawRecord] = []
+    for _, (argument,) in file_tasks(name, STAGE, None):
+        if isinstance(argument, LineBlock):
+            records.extend(STAGE.join_continuation_lines(argument.records()))
+        else:
+            records.extend(argument)  # type: ignore[call-overload]
+    return records
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(LINES, min_size=1, max_size=40),
+    end=st.sampled_from([b"", b"\n", b"\r\n"]),
+    block=st.integers(min_value=1, max_value=400),
+)
+def test_tasks_give_the_records_of_the_whole_file(
+    lines: list[bytes], end: bytes, block: int
+) -> None:
+    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
+        name = _write(directory, lines, end)
+        patch.setattr(files, "_LINE_BLOCK", block)
+        assert _task_records(name) == list(file_records(name, STAGE))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(LINES, min_size=1, max_size=40),
+    end=st.sampled_from([b"", b"\n", b"\r\n"]),
+    block=st.integers(min_value=1, max_value=400),
+)
+def test_blocks_hold_the_lines_of_the_file_with_their_numbers(
+    lines: list[bytes], end: bytes, block: int
+) -> None:
+    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
+        name = _write(directory, lines, end)
+        patch.setattr(files, "_LINE_BLOCK", block)
+        parts = list(read_parts([name]))
+        from_blocks = [r for part in parts if isinstance(part, LineBlock) for r in part.records()]
+        assert from_blocks == list(read_paths([name]))
+
+
+def test_a_json_array_file_is_sent_as_records(tmp_path: Path) -> None:
+    path = tmp_path / "batch.json"
+    path.write_bytes(b'[{"a": 1},\n {"b": 2}]')
+    [(_, (records,))] = list(file_tasks(str(path), STAGE, None))
+    assert [r.data for r in records] == [b'{"a": 1}', b'{"b": 2}']  # type: ignore[attr-defined]
