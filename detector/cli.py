@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import click
@@ -73,19 +73,21 @@ from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
 from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
-from detector.search.connection import SEARCH_ERRORS
+from detector.search.connection import search_errors
 from detector.search.export import TARGETS as EXPORT_TARGETS
 from detector.search.export import export as export_rules
 from detector.search.indexer import index_events
 from detector.search.reader import IndexReader, SearchReadError
 from detector.search.templates import EVENTS_STREAM
 from detector.secrets import SecretError
-from detector.sinks.background import BackgroundSink, UnknownSinkError
 from detector.sinks.durable import AppendLog
 from detector.sinks.outbox import OutboxError
 from detector.sources.files import expand_paths, total_size
 from detector.sources.records import RawRecord
 from detector.timestamps import TimestampError, from_iso
+
+if TYPE_CHECKING:
+    from detector.sinks.background import BackgroundSink
 
 stderr = Console(stderr=True)
 
@@ -211,7 +213,7 @@ def normalize(index_target: str | None, **options: Any) -> None:
             connection = spec.settings.search.model_copy(update={"kind": kind})
             try:
                 indexed = index_events(connection, stream, events, letters)
-            except SEARCH_ERRORS as exc:
+            except search_errors() as exc:
                 raise click.ClickException(f"{index_target}: {exc}") from exc
         else:
             for event in events:
@@ -439,10 +441,7 @@ def replay(
     # what a checkpoint was taken of: the files, then the index (read in the same order)
     inputs = [*spec.files, *([f"{reader.scheme}://{reader.index}"] if reader else [])]
     skip = _resume(engine, inputs, checkpoint_path) if from_checkpoint else 0
-    try:
-        sink = BackgroundSink(spec.settings.sinks, sink_name) if sink_name else None
-    except UnknownSinkError as exc:
-        raise click.UsageError(f"--sink {sink_name}: {exc}") from exc
+    sink = _background_sink(spec.settings, sink_name) if sink_name else None
     responder = _replay_responder(spec.settings, playbook_paths, actions_output)
     counts = RunCounts()
     collector = ReportCollector() if report_path is not None else None
@@ -937,6 +936,17 @@ def _each(hooks: list[Callable[[Event], None]]) -> Callable[[Event], None] | Non
             hook(event)
 
     return run
+
+
+def _background_sink(settings: Settings, name: str) -> BackgroundSink:
+    """`--sink NAME`: the configured sink, delivering from a thread. Imported here: the
+    sinks' HTTP clients take a tenth of a second that replays without one need not wait."""
+    from detector.sinks.background import BackgroundSink, UnknownSinkError
+
+    try:
+        return BackgroundSink(settings.sinks, name)
+    except UnknownSinkError as exc:
+        raise click.UsageError(f"--sink {name}: {exc}") from exc
 
 
 @contextmanager

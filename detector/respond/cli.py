@@ -42,7 +42,6 @@ def playbooks() -> None:
 def playbooks_lint(paths: tuple[Path, ...]) -> None:
     """Check playbooks (default: the shipped playbooks/): their format, action names,
     parameters and templates. Exits 1 when any has a problem."""
-    import detector.respond.actions  # noqa: F401  (registers the actions)
 
     chosen = list(paths) or [DEFAULT_PLAYBOOKS]
     loaded = load_playbooks(chosen)

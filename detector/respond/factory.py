@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import detector.respond.actions  # noqa: F401  (registers the actions)
 from detector.config import ConfigError
 from detector.respond.audit import ActionRecord, AuditTrail
 from detector.respond.playbooks import load_playbooks

@@ -34,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detector.detections import Detection, Level
-from detector.respond.actions.base import ACTIONS, Action
+from detector.respond.actions.base import Action, registered
 from detector.respond.templates import TemplateError, is_template, parse_template
 
 Mode = Literal["dry_run", "approve", "auto"]
@@ -240,7 +240,7 @@ def check_step(step: Step) -> list[tuple[str, str]]:
     """(where, message) of each problem of one step: unknown action, a template that does
     not parse, parameters the action does not take or misses, literal values it refuses,
     and `auto` on an irreversible action without `allow_irreversible_auto`."""
-    action = ACTIONS.get(step.action)
+    action = registered().get(step.action)
     if action is None:
         return [(".action", f"unknown action {step.action!r}")]
     problems: list[tuple[str, str]] = []

@@ -33,13 +33,13 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from detector.detections import Detection
 from detector.events import Event
 from detector.respond.actions.base import (
-    ACTIONS,
     Action,
     ActionError,
     ActionOutcome,
     SystemConnection,
     Target,
     merge_undo_state,
+    registered,
 )
 from detector.respond.audit import (
     ENGINE,
@@ -184,7 +184,7 @@ class Responder:
         return records
 
     def _plan(self, step: Step, context: Mapping[str, Any]) -> _Planned:
-        action = ACTIONS.get(step.action)
+        action = registered().get(step.action)
         if action is None:
             return _Planned(step, None, step.mode or "dry_run", {}, problem="unknown action")
         mode = step.effective_mode(action)
@@ -300,7 +300,7 @@ class Responder:
         # What attempts that failed halfway changed: kept with the failure for `undo`.
         partial: dict[str, JsonValue] = {}
         try:
-            action_cls = ACTIONS[stored.action]
+            action_cls = registered()[stored.action]
             action = action_cls(self._connection(action_cls, required=True))
             params = action_cls.params_model.model_validate(stored.params)
             async with asyncio.timeout(stored.timeout) as scope:
@@ -496,7 +496,7 @@ class Responder:
         partly = stored.status == "failed" and (stored.outcome or {}).get("state") == "partial"
         if not (stored.status == "executed" or partly) or stored.outcome is None:
             raise ResponderError(f"action {stored.id} is {stored.status}, not executed")
-        action_cls = ACTIONS.get(stored.action)
+        action_cls = registered().get(stored.action)
         if action_cls is None:
             raise ResponderError(f"unknown action {stored.action}")
         if not action_cls.reversible:
@@ -566,7 +566,7 @@ class Responder:
 def _shown_parameters(stored: StoredAction) -> dict[str, JsonValue]:
     """The parameters as the audit trail shows them: as the action's model dumps them
     (secret fields masked), then redacted."""
-    action = ACTIONS.get(stored.action)
+    action = registered().get(stored.action)
     shown: dict[str, Any] = stored.params
     if action is not None:
         with contextlib.suppress(ValidationError):

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import repeat
 
-from detector.intake import RecordQueue
+from detector.intake.queue import RecordQueue
 from detector.sources.records import RawRecord
 
 

@@ -42,7 +42,8 @@ from detector.correlate import CorrelationEngine, EngineSettings, checkpoint, co
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.detections import Detection
 from detector.events import Event
-from detector.intake import IntakeServer, QueueClosedError, RecordQueue
+from detector.intake.queue import QueueClosedError, RecordQueue
+from detector.intake.server import IntakeServer
 from detector.normalize import NormalizeStage, SourceRegistry
 from detector.normalize.builtin import build_registry
 from detector.pipeline import DetectionStage
@@ -56,8 +57,8 @@ from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
 from detector.runtime.logs import configure_logging
 from detector.runtime.metrics import PipelineMetrics, reason_label
 from detector.runtime.queue import ArrivalQueue
-from detector.sinks import build_dispatcher
 from detector.sinks.dispatcher import Dispatcher
+from detector.sinks.factory import build_dispatcher
 from detector.sources.follow import Follower, Positions
 from detector.sources.records import RawRecord
 
@@ -553,8 +554,8 @@ def describe(settings: Settings) -> str:
 
 def build_app_check(settings: Settings, registry: SourceRegistry) -> None:
     """Build the intake application and the sinks once, so every secret is read."""
-    from detector.intake import create_app
-    from detector.sinks import build_sink
+    from detector.intake.app import create_app
+    from detector.sinks.factory import build_sink
 
     create_app(
         settings.intake,

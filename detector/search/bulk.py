@@ -13,13 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import elastic_transport
-import elasticsearch
-import opensearchpy
 import orjson
 
-from detector.sinks.base import DELIVERED, Outcome, Rejected, Retry
-from detector.sinks.http import is_retryable
+from detector.sinks.base import DELIVERED, Outcome, Rejected, Retry, is_retryable
 
 #: How much of an engine's error goes into a reason (characters).
 _SNIPPET = 300
@@ -56,6 +52,12 @@ def item_outcome(item: dict[str, Any], scrub: Callable[[str], str]) -> Outcome:
 def request_failure(exc: Exception, scrub: Callable[[str], str]) -> Outcome | None:
     """The outcome of a whole bulk request that raised `exc`; None if it is not a client
     error (a bug: let it raise)."""
+    # imported here, not with the module: the clients take a third of a second to import,
+    # and most commands never reach a cluster
+    import elastic_transport
+    import elasticsearch
+    import opensearchpy
+
     status: int | None = None
     if isinstance(exc, elasticsearch.ApiError):
         status = exc.meta.status

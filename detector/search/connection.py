@@ -16,27 +16,34 @@ search:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import elastic_transport
-import elasticsearch
-import opensearchpy
-from elasticsearch import AsyncElasticsearch, Elasticsearch
-from opensearchpy import AsyncOpenSearch, OpenSearch
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from detector.secrets import SecretError, SecretRef
 
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch, Elasticsearch
+    from opensearchpy import AsyncOpenSearch, OpenSearch
+
 Kind = Literal["elasticsearch", "opensearch"]
 
-#: what the clients raise when a cluster cannot be reached or refuses a request, and a
-#: credential that cannot be read
-SEARCH_ERRORS = (
-    elastic_transport.TransportError,
-    elasticsearch.ApiError,
-    opensearchpy.TransportError,
-    SecretError,
-)
+
+def search_errors() -> tuple[type[Exception], ...]:
+    """What the clients raise when a cluster cannot be reached or refuses a request, and
+    a credential that cannot be read. The clients are imported here, not with this
+    module: they take a third of a second, which commands that never reach a cluster
+    should not wait for (an `except` clause calls this only when an error is raised)."""
+    import elastic_transport
+    import elasticsearch
+    import opensearchpy
+
+    return (
+        elastic_transport.TransportError,
+        elasticsearch.ApiError,
+        opensearchpy.TransportError,
+        SecretError,
+    )
 
 
 class SearchConnection(BaseModel):
@@ -90,12 +97,18 @@ class SearchConnection(BaseModel):
 
     def client(self, retries: int = 3) -> Elasticsearch | OpenSearch:
         """A synchronous client (replay). Reads the secrets."""
+        from elasticsearch import Elasticsearch
+        from opensearchpy import OpenSearch
+
         if self.kind == "elasticsearch":
             return Elasticsearch(**self._options(retries))
         return OpenSearch(**self._options(retries))
 
     def async_client(self, retries: int = 0) -> AsyncElasticsearch | AsyncOpenSearch:
         """An asyncio client (the sink, whose delivery worker does the retrying)."""
+        from elasticsearch import AsyncElasticsearch
+        from opensearchpy import AsyncOpenSearch
+
         if self.kind == "elasticsearch":
             return AsyncElasticsearch(**self._options(retries))
         return AsyncOpenSearch(**self._options(retries))

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import elasticsearch.helpers
-import opensearchpy.helpers
 import orjson
 
 from detector.deadletter import DeadLetter, DeadLetterFile
@@ -59,6 +57,10 @@ def index_events(
                 "_id": event.event_id,
                 "_source": orjson.loads(document),
             }
+
+    # imported here: a third of a second that commands not indexing should not wait for
+    import elasticsearch.helpers
+    import opensearchpy.helpers
 
     helpers: Any = (
         elasticsearch.helpers if connection.kind == "elasticsearch" else opensearchpy.helpers

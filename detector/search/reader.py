@@ -23,12 +23,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import elasticsearch
-import opensearchpy
 import orjson
 
 from detector.events import format_timestamp
-from detector.search.connection import SEARCH_ERRORS, SearchConnection
+from detector.search.connection import SearchConnection, search_errors
 from detector.sources.records import RawRecord
 
 SortKey = list[Any]
@@ -82,7 +80,7 @@ class IndexReader:
         where = f"{self.scheme}://{self.index}"
         try:
             yield from self._pages()
-        except SEARCH_ERRORS as exc:
+        except search_errors() as exc:
             at = f" after {orjson.dumps(self.position).decode()}" if self.position else ""
             raise SearchReadError(f"{where}: cannot read{at}: {exc}") from None
 
@@ -128,6 +126,9 @@ class IndexReader:
 
     def _open(self, client: Any) -> str | None:
         """A point in time on the index; None where the cluster cannot open one."""
+        import elasticsearch  # the client is loaded by now (`client` is one)
+        import opensearchpy
+
         try:
             if self.connection.kind == "elasticsearch":
                 opened = client.open_point_in_time(index=self.index, keep_alive=self.keep_alive)

@@ -69,3 +69,9 @@ class Sink(ABC):
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return redact_text(text)
+
+
+def is_retryable(status: int) -> bool:
+    """Whether an HTTP answer with `status` is worth another try (a redirect, a timeout,
+    throttling or a server error), not a refusal of the detection itself."""
+    return status in (408, 429) or status >= 500 or 300 <= status < 400

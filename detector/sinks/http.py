@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from detector import __version__
-from detector.sinks.base import DELIVERED, Outcome, Rejected, Retry, Sink
+from detector.sinks.base import DELIVERED, Outcome, Rejected, Retry, Sink, is_retryable
 
 #: How much of an error response goes into the reason (characters).
 _SNIPPET = 200
@@ -36,10 +36,6 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
-
-
-def is_retryable(status: int) -> bool:
-    return status in (408, 429) or status >= 500 or 300 <= status < 400
 
 
 class HttpSink(Sink):

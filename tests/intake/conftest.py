@@ -9,7 +9,9 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from detector.intake import IntakeServer, IntakeSettings, RecordQueue
+from detector.intake.queue import RecordQueue
+from detector.intake.server import IntakeServer
+from detector.intake.settings import IntakeSettings
 from tests.intake.support import ENVIRON, SOURCES, Running, StartIntake, intake_settings
 
 

@@ -15,7 +15,9 @@ from prometheus_client import CollectorRegistry
 from standardwebhooks.webhooks import Webhook
 
 from detector.config import SourcesSettings
-from detector.intake import IntakeServer, IntakeSettings, RecordQueue
+from detector.intake.queue import RecordQueue
+from detector.intake.server import IntakeServer
+from detector.intake.settings import IntakeSettings
 from detector.normalize.builtin import build_registry
 from detector.normalize.declared import DeclaredSource
 from detector.sources.records import RawRecord

@@ -9,8 +9,10 @@ from prometheus_client import CollectorRegistry
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detector.intake import IntakeConfigError, IntakeSettings, RecordQueue, SecretRef, create_app
-from detector.secrets import SecretError
+from detector.intake.app import create_app
+from detector.intake.queue import RecordQueue
+from detector.intake.settings import IntakeConfigError, IntakeSettings
+from detector.secrets import SecretError, SecretRef
 from tests.intake.support import ENVIRON, SOURCES, intake_settings
 
 

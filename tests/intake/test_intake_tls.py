@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 import trustme
 
-from detector.intake import IntakeConfigError, IntakeSettings, server_ssl_context
+from detector.intake.server import server_ssl_context
+from detector.intake.settings import IntakeConfigError, IntakeSettings
 from tests.intake.support import (
     GITLAB_TOKEN,
     K8S_TOKEN,

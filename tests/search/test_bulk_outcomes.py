@@ -22,8 +22,9 @@ from prometheus_client import CollectorRegistry
 
 from detector.search.bulk import item_outcome
 from detector.search.connection import SearchConnection
-from detector.sinks import DeliveryWorker, SinkMetrics
 from detector.sinks.base import DELIVERED, Rejected, Retry
+from detector.sinks.delivery import DeliveryWorker
+from detector.sinks.metrics import SinkMetrics
 from detector.sinks.search import SearchSink
 from tests.search.test_sink import FAST, detection
 

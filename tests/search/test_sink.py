@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry
 from detector.detections import Detection, RuleRef, single_event_detection
 from detector.events import Event
 from detector.search.connection import SearchConnection
-from detector.sinks import DeliveryWorker, RetryPolicy, SinkMetrics
+from detector.sinks.delivery import DeliveryWorker
 from detector.sinks.factory import build_sink
+from detector.sinks.metrics import SinkMetrics
 from detector.sinks.search import SearchSink
-from detector.sinks.settings import SearchOutput
+from detector.sinks.settings import RetryPolicy, SearchOutput
 from tests.search_engines import Engine
 
 pytestmark = pytest.mark.siem

@@ -18,7 +18,10 @@ from prometheus_client import CollectorRegistry
 
 from detector.detections import Detection, RuleRef, single_event_detection
 from detector.events import Event
-from detector.sinks import DeliveryWorker, RetryPolicy, Sink, SinkMetrics
+from detector.sinks.base import Sink
+from detector.sinks.delivery import DeliveryWorker
+from detector.sinks.metrics import SinkMetrics
+from detector.sinks.settings import RetryPolicy
 
 RULE = RuleRef(
     id="5f0e4f55-7f0b-4a4e-9d1e-3c3b7a1d2e01",

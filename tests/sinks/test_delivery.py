@@ -18,17 +18,13 @@ from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from detector.detections import Detection
-from detector.sinks import (
-    DeliveryWorker,
-    Dispatcher,
-    JsonLinesSink,
-    PagerDutySink,
-    RetryPolicy,
-    SlackSink,
-    WebhookSink,
-)
-from detector.sinks.pagerduty import pagerduty_event
-from detector.sinks.slack import slack_message
+from detector.sinks.delivery import DeliveryWorker
+from detector.sinks.dispatcher import Dispatcher
+from detector.sinks.jsonlines import JsonLinesSink
+from detector.sinks.pagerduty import PagerDutySink, pagerduty_event
+from detector.sinks.settings import RetryPolicy
+from detector.sinks.slack import SlackSink, slack_message
+from detector.sinks.webhook import WebhookSink
 
 SECRET = "whsec_" + base64.b64encode(b"detector-test-signing-key-32byte").decode()
 ROUTING_KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12"

@@ -14,9 +14,10 @@ import pytest
 from aiohttp import web
 
 from detector.detections import Detection
-from detector.sinks import Dispatcher, Outbox, WebhookSink
+from detector.sinks.dispatcher import Dispatcher
 from detector.sinks.durable import AppendLog
-from detector.sinks.outbox import JOURNAL
+from detector.sinks.outbox import JOURNAL, Outbox
+from detector.sinks.webhook import WebhookSink
 
 SECRET = "whsec_" + base64.b64encode(b"detector-test-signing-key-32byte").decode()
 DAY = 86_400.0

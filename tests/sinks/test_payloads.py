@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from detector.detections import Detection, Evidence, RuleRef, Window
+from detector.sinks.base import is_retryable
 from detector.sinks.delivery import backoff
-from detector.sinks.http import is_retryable, retry_after
+from detector.sinks.http import retry_after
 from detector.sinks.pagerduty import pagerduty_event
 from detector.sinks.settings import RetryPolicy
 from detector.sinks.slack import slack_message

@@ -11,19 +11,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from detector.detections import Detection
-from detector.sinks import (
-    JsonLinesSink,
-    PagerDutySink,
-    RetryPolicy,
-    SecretError,
-    SecretRef,
-    SinksSettings,
-    SlackSink,
-    WebhookSink,
-    build_dispatcher,
-    build_sink,
-)
-from detector.sinks.pagerduty import pagerduty_event
+from detector.secrets import SecretError, SecretRef
+from detector.sinks.factory import build_dispatcher, build_sink
+from detector.sinks.jsonlines import JsonLinesSink
+from detector.sinks.pagerduty import PagerDutySink, pagerduty_event
+from detector.sinks.settings import RetryPolicy, SinksSettings
+from detector.sinks.slack import SlackSink
+from detector.sinks.webhook import WebhookSink
 
 SECRET = "whsec_" + base64.b64encode(b"detector-test-signing-key-32byte").decode()
 SLACK_URL = "https://hooks.slack.com/services/T0001/B0001/XXXXXXXXXXXXXXXXXXXXXXXX"

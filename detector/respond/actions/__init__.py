@@ -1,5 +1,1 @@
-"""Response actions, one module per system; importing this package registers them all."""
-
-from detector.respond.actions import github, gitlab, jenkins, kubernetes, vault
-
-__all__ = ["github", "gitlab", "jenkins", "kubernetes", "vault"]
+"""Response actions, one module per system; `base.registered()` imports them all."""

@@ -6,6 +6,7 @@ approval, the audit trail, dry runs) is enforced by the responder core around it
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -127,14 +128,25 @@ class Action(ABC, Generic[ParamsT]):
         raise NotReversible(f"{self.name} cannot be undone through the API")
 
 
-ACTIONS: dict[str, type[Action[Any]]] = {}
+_ACTIONS: dict[str, type[Action[Any]]] = {}
+#: The modules of the built-in actions: each registers its actions when it is imported.
+_BUILT_IN = ("github", "gitlab", "jenkins", "kubernetes", "vault")
 
 ActionT = TypeVar("ActionT", bound=type[Action[Any]])
 
 
 def register(action: ActionT) -> ActionT:
     """Class decorator: make an action available to playbooks under its `name`."""
-    if action.name in ACTIONS:
+    if action.name in _ACTIONS:
         raise ValueError(f"two actions are named {action.name}")
-    ACTIONS[action.name] = action
+    _ACTIONS[action.name] = action
     return action
+
+
+def registered() -> dict[str, type[Action[Any]]]:
+    """Every action by name. The built-in ones are imported on the first call: their API
+    clients (githubkit, kubernetes-asyncio...) take half a second to import, which a
+    command that runs no playbook should not wait for."""
+    for module in _BUILT_IN:
+        importlib.import_module(f"detector.respond.actions.{module}")
+    return _ACTIONS

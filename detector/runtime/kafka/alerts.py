@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry
 
 from detector.events import Event
-from detector.sinks import build_dispatcher
 from detector.sinks.dispatcher import Dispatcher
+from detector.sinks.factory import build_dispatcher
 from detector.sinks.outbox import OutboxError
 from detector.sinks.settings import SinksSettings
 

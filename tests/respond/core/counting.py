@@ -16,12 +16,12 @@ from pydantic import BaseModel
 
 from detector.detections import Detection, Evidence, RuleRef
 from detector.respond.actions.base import (
-    ACTIONS,
     Action,
     ActionError,
     ActionOutcome,
     Target,
     register,
+    registered,
 )
 
 
@@ -143,7 +143,7 @@ class WipeUser(_TestAction):
 
 
 for _action in (BlockUser, WipeUser):
-    if _action.name not in ACTIONS:
+    if _action.name not in registered():
         register(_action)
 
 RULE = RuleRef(

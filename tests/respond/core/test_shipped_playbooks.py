@@ -10,7 +10,6 @@ import orjson
 import pytest
 import yaml
 
-import detector.respond.actions  # noqa: F401  (registers the actions)
 from detector.respond.playbooks import load_playbooks, playbook_files
 
 ROOT = Path(__file__).resolve().parents[3]
