@@ -184,14 +184,16 @@ class RuleRouter:
 
     def match(self, event: Event) -> list[CompiledRule]:
         """The rules that match `event`, raw-record rules first, each once."""
-        matched: list[CompiledRule] = []
-        raw_index = self.raw.get(event.event_source)
-        if raw_index is not None and raw_index.rules and isinstance(event.raw, dict):
-            matched.extend(r for r in raw_index.candidates(event.raw) if r.matches(event.raw))
-        normalized_index = self.normalized.get(event.event_source)
+        source, raw = event.event_source, event.raw
+        raw_index = self.raw.get(source)
+        if raw_index is not None and raw_index.rules and isinstance(raw, dict):
+            matched = [r for r in raw_index.candidates(raw) if r.matches(raw)]
+        else:
+            matched = []
+        normalized_index = self.normalized.get(source)
         if normalized_index is not None and normalized_index.rules:
-            record = event.to_record(timestamp=event.event_source in self._timestamp_read)
-            matched.extend(r for r in normalized_index.candidates(record) if r.matches(record))
+            record = event.to_record(timestamp=source in self._timestamp_read)
+            matched += [r for r in normalized_index.candidates(record) if r.matches(record)]
         return matched
 
     def index_fields(self) -> dict[str, str | None]:
