@@ -4,6 +4,8 @@ the records of the whole file, continuation lines joined, whatever the block siz
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,10 +42,21 @@ LINES = st.sampled_from(
 )
 
 
-def _write(directory: str, lines: list[bytes], end: bytes) -> str:
-    path = Path(directory) / "audit.log"
-    path.write_bytes(b"\n".join(lines) + end)
-    return str(path)
+@contextmanager
+def _file_in_blocks(lines: list[bytes], end: bytes, block: int) -> Iterator[str]:
+    """A file of `lines`, read in blocks of about `block` bytes while the context lasts."""
+    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
+        path = Path(directory) / "audit.log"
+        path.write_bytes(b"\n".join(lines) + end)
+        patch.setattr(files, "_LINE_BLOCK", block)
+        yield str(path)
+
+
+FILES = {
+    "lines": st.lists(LINES, min_size=1, max_size=40),
+    "end": st.sampled_from([b"", b"\n", b"\r\n"]),
+    "block": st.integers(min_value=1, max_value=400),
+}
 
 
 def _task_records(name: str) -> list[RawRecord]:
@@ -58,32 +71,20 @@ def _task_records(name: str) -> list[RawRecord]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    lines=st.lists(LINES, min_size=1, max_size=40),
-    end=st.sampled_from([b"", b"\n", b"\r\n"]),
-    block=st.integers(min_value=1, max_value=400),
-)
+@given(**FILES)
 def test_tasks_give_the_records_of_the_whole_file(
     lines: list[bytes], end: bytes, block: int
 ) -> None:
-    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
-        name = _write(directory, lines, end)
-        patch.setattr(files, "_LINE_BLOCK", block)
+    with _file_in_blocks(lines, end, block) as name:
         assert _task_records(name) == list(file_records(name, STAGE))
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    lines=st.lists(LINES, min_size=1, max_size=40),
-    end=st.sampled_from([b"", b"\n", b"\r\n"]),
-    block=st.integers(min_value=1, max_value=400),
-)
+@given(**FILES)
 def test_blocks_hold_the_lines_of_the_file_with_their_numbers(
     lines: list[bytes], end: bytes, block: int
 ) -> None:
-    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
-        name = _write(directory, lines, end)
-        patch.setattr(files, "_LINE_BLOCK", block)
+    with _file_in_blocks(lines, end, block) as name:
         parts = list(read_parts([name]))
         from_blocks = [r for part in parts if isinstance(part, LineBlock) for r in part.records()]
         assert from_blocks == list(read_paths([name]))
