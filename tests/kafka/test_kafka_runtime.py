@@ -129,18 +129,24 @@ class Cluster:
             lines = self.alerts.read_bytes().splitlines() if self.alerts.exists() else []
             if len({orjson.loads(line)["id"] for line in lines}) >= expected:
                 return sorted(lines)
-            assert time.monotonic() < deadline, f"{len(lines)} of {expected} in the sink"
+            assert time.monotonic() < deadline, (
+                f"{len(lines)} of {expected} in the sink\n{self.logs()}"
+            )
             time.sleep(0.2)
 
     def logs(self) -> str:
-        """Each worker's errors and warnings, whole, then the end of its log."""
+        """Each worker's errors, warnings and correlation-state hand-overs, whole, then the
+        end of its log."""
         parts = []
         for path in sorted(self.directory.glob("worker-*.log")):
             text = path.read_text(errors="replace")
             notable = [
                 line
                 for line in text.splitlines()
-                if any(word in line for word in ("ERROR", "WARNING", "Traceback", "rror:"))
+                if any(
+                    word in line
+                    for word in ("ERROR", "WARNING", "Traceback", "rror:", "correlation state")
+                )
             ]
             parts.append(
                 f"--- {path.name}\n" + "\n".join(notable[-200:]) + "\n...\n" + text[-3000:]
@@ -195,7 +201,7 @@ def test_kafka_workers_give_the_embedded_detections(
     for _ in range(workers):
         cluster.start_worker()
     got = detections_of(cluster.replay(wait=False), cluster)
-    assert got == embedded, differences(got, embedded)
+    assert got == embedded, differences(got, embedded) + "\n" + cluster.logs()
     assert cluster.alerted(len(embedded)) == embedded
     check_the_feed(cluster, len(embedded))
     protection = [
@@ -267,7 +273,7 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
     victim.wait()
     cluster.start_worker()  # the partitions of the dead one move, then some come back
     got = detections_of(replay, cluster)
-    assert got == embedded, differences(got, embedded)
+    assert got == embedded, differences(got, embedded) + "\n" + cluster.logs()
     assert cluster.alerted(len(embedded)) == embedded  # each once, none lost
 
 
