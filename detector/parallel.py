@@ -138,12 +138,15 @@ def _outcomes(records: Iterable[RawRecord]) -> Results:
                 results.append((time, event.event_source, event.event_id, None, (), None, None, 0))
                 continue
             matched = state.router.match(event)
+            if not matched:  # most events: no detection, nothing for the correlations
+                results.append((time, event.event_source, event.event_id, (), (), None, None, 0))
+                continue
             detections = tuple(
                 (detection.rule.title, detection.to_json())
                 for detection in matcher.detections_for(event, matched)
             )
             ungrouped = engine.stats.ungrouped
-            hits = engine.hits(event, matched) if matched else ()
+            hits = engine.hits(event, matched)
             evidence, data = None, None
             if hits:
                 evidence = evidence_of(event, time)
