@@ -11,7 +11,7 @@ as JSON, and, only when the event feeds a correlation, its hits, evidence and ra
 (for a late event's dead letter). Events themselves never cross processes.
 
 The output is the single-process replay's, byte for byte and in the same order: the
-workers keep the input order of each file (chunks are taken back in the order they were
+workers keep the input order of each file (tasks are taken back in the order they were
 sent), and the merge, the skip of a resumed run, the selection counts, the correlation
 engine and the checkpoints run here exactly as `pipeline.replay_detections` runs them.
 
@@ -45,6 +45,8 @@ from detector.pipeline import (
     RunCounts,
     SingleEventMatcher,
     counted,
+    counted_detections,
+    end_of_input,
 )
 from detector.rules.routing import RuleRouter
 from detector.sources.files import LineBlock, ProgressCallback, read_parts
@@ -306,17 +308,10 @@ def parallel_replay(
         else:
             late = partial(late_letter, time, source, event_id, data or b"")
             decided = engine.take(time, hits, evidence, late)
-        for made in decided:
-            if isinstance(made, DeadLetter):
-                letters.write(made)
-                counts.late += 1
-            else:
-                counts.by_rule[made.rule.title] += 1
-                yield made.to_json()
+        if decided:  # most events decide nothing: no generator for them
+            for detection in counted_detections(decided, letters, counts):
+                yield detection.to_json()
         if checkpointer is not None:
             checkpointer.event_done()
-    if checkpointer is not None:
-        checkpointer.save()
-    for detection in engine.flush():
-        counts.by_rule[detection.rule.title] += 1
+    for detection in end_of_input(engine, counts, checkpointer):
         yield detection.to_json()

@@ -268,9 +268,6 @@ def replay_detections(
     """Every detection of `files`, merged in event time, in the order it is decided; late
     events go to `letters`. `before_event` sees each selected event before it is matched
     (pacing, progress).
-
-    The checkpoint at the end is taken before the end-of-input flush, so a run resumed
-    from it with more input continues the stream as if it had never stopped.
     """
     events = normalized_events(
         files,
@@ -286,18 +283,37 @@ def replay_detections(
     for event in events:
         if before_event is not None:
             before_event(event)
-        for result in detector.process(event):
-            if isinstance(result, DeadLetter):
-                letters.write(result)
-                counts.late += 1
-            else:
-                counts.by_rule[result.rule.title] += 1
-                yield result
+        results = detector.process(event)
+        if results:  # most events give nothing: no generator for them
+            yield from counted_detections(results, letters, counts)
         if checkpointer is not None:
             checkpointer.event_done()
+    yield from end_of_input(detector.engine, counts, checkpointer)
+
+
+def counted_detections(
+    results: Iterable[Detection | DeadLetter], letters: DeadLetterFile, counts: RunCounts
+) -> Iterator[Detection]:
+    """The detections among `results`, each counted by rule; a late event's dead letter
+    goes to `letters`."""
+    for result in results:
+        if isinstance(result, DeadLetter):
+            letters.write(result)
+            counts.late += 1
+        else:
+            counts.by_rule[result.rule.title] += 1
+            yield result
+
+
+def end_of_input(
+    engine: CorrelationEngine, counts: RunCounts, checkpointer: Checkpointer | None
+) -> Iterator[Detection]:
+    """The last checkpoint, then the correlation detections still pending, counted. The
+    checkpoint comes before the flush, so a run resumed from it with more input continues
+    the stream as if it had never stopped."""
     if checkpointer is not None:
         checkpointer.save()
-    for detection in detector.flush():
+    for detection in engine.flush():
         counts.by_rule[detection.rule.title] += 1
         yield detection
 
