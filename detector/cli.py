@@ -466,11 +466,14 @@ def replay(
             flush()
 
     # forked before any thread starts (the progress display's, the sink's)
-    pool = (
-        Workers(workers, WorkerState(spec.stage, router, engine, selection))
-        if workers > 1
-        else None
-    )
+    try:
+        pool = (
+            Workers(workers, WorkerState(spec.stage, router, engine, selection))
+            if workers > 1
+            else None
+        )
+    except BrokenProcessPool as exc:  # a worker died as it started
+        raise _worker_died(exc) from exc
     with (
         pool if pool is not None else nullcontext(),
         DeadLetterFile(spec.dead_letter, collector.dead_letter if collector else None) as letters,
@@ -542,10 +545,7 @@ def replay(
             raise click.ClickException(str(exc)) from exc
         except BrokenProcessPool as exc:
             flush()
-            raise click.ClickException(
-                f"a worker process ended abruptly ({exc}): the output holds what was "
-                "decided before; run again, with fewer --workers if memory ran out"
-            ) from exc
+            raise _worker_died(exc) from exc
         flush()  # before waiting for the sink
     if log is not None:
         log.close()
@@ -936,6 +936,13 @@ def _each(hooks: list[Callable[[Event], None]]) -> Callable[[Event], None] | Non
             hook(event)
 
     return run
+
+
+def _worker_died(exc: BrokenProcessPool) -> click.ClickException:
+    return click.ClickException(
+        f"a worker process ended abruptly ({exc}): the output holds what was decided "
+        "before; run again, with fewer --workers if memory ran out"
+    )
 
 
 def _background_sink(settings: Settings, name: str) -> BackgroundSink:

@@ -28,6 +28,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import groupby, islice
@@ -194,6 +195,9 @@ class Workers:
         gc.freeze()
         try:
             self._pool.submit(int).result()
+        except BrokenProcessPool:  # a worker died as it started: the others go too
+            self._pool.shutdown(cancel_futures=True)
+            raise
         finally:
             gc.unfreeze()  # this process collects them as before
 
