@@ -145,7 +145,7 @@ def main() -> None:
     assert Counter(pooled.counts.by_rule) == Counter(on.counts.by_rule), "the workers differ"
 
     now = datetime.now(UTC)
-    fields = ", ".join(f"{s}: {f}" for s, f in router.index_fields().items())
+    fields = "; ".join(f"{s}: {', '.join(f)}" for s, f in router.index_fields().items())
     report = "\n".join(
         [
             f"## Replay throughput, {now:%Y-%m-%d %H:%M} UTC",

@@ -73,9 +73,9 @@ def observe(loaded: LoadResult, registry: SourceRegistry, events: list[Event]) -
         "routes": {
             source: (
                 keys(router.raw[source].rules),
-                router.raw[source].discriminator,
+                router.raw[source].fields,
                 keys(router.normalized[source].rules),
-                router.normalized[source].discriminator,
+                router.normalized[source].fields,
             )
             for source in router.routes
         },
