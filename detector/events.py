@@ -147,6 +147,11 @@ class Event(BaseModel):
                 record[key] = value
         return record
 
+    def attribute_values(self) -> dict[str, Any]:
+        """Every field's value by attribute name (None where absent), not copied: for
+        reading only, as the rule index does before any record is made."""
+        return self.__dict__
+
     def set_identity(self, identity: str) -> None:
         """Set `user.identity` in place, on an event nobody holds yet: the one a
         normalizer has just made. A copy of the frozen model would cost as much as a

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from detector.rules.compiled import CompiledRule
-from detector.rules.fields import MISSING, as_number, iter_elements, record_getter, text_of
+from detector.rules.fields import MISSING, as_number, compile_getter, iter_elements, text_of
 from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
 
 #: candidate lists remembered, by the clauses a record met, before starting over
@@ -29,19 +29,32 @@ Met = Callable[[Mapping[str, Any]], int]
 
 
 class RuleIndex:
-    """The rules of one route and the function that picks a record's candidates."""
+    """The rules of one route and the function that picks a record's candidates.
 
-    def __init__(self, rules: list[CompiledRule], indexed: bool = True) -> None:
+    With `attributes` (field name -> attribute of the model the records are made from,
+    as `Event.to_record` makes them), the candidates are picked from the model's
+    attribute values, None standing for an absent field, when every field read is one
+    of them: most events then need no record at all.
+    """
+
+    def __init__(
+        self,
+        rules: list[CompiledRule],
+        indexed: bool = True,
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
         self.rules = rules
         #: the fields read per record, most read first
         self.fields: tuple[str, ...] = ()
         self._met: Met | None = None
         self._needs: list[int] = []
         self._memo: dict[int, list[CompiledRule]] = {}
+        #: True when `candidates` reads attribute values (see `attributes`)
+        self.reads_attributes = False
         if indexed and rules:
-            self._build([requirement(rule.detection.plan) for rule in rules])
+            self._build([requirement(rule.detection.plan) for rule in rules], attributes)
 
-    def _build(self, requirements: list[Requirement]) -> None:
+    def _build(self, requirements: list[Requirement], attributes: Mapping[str, str] | None) -> None:
         readers = Counter(name for req in requirements for name in _fields(req))
         ranked = [sorted(req, key=lambda c: _cost(c, readers)) for req in requirements]
         # each rule's best clause; then its others on fields read for those anyway
@@ -60,10 +73,14 @@ class RuleIndex:
             for name, kind, key in clause:
                 probes.setdefault(name, _Probe(name)).add(kind, key, bit)
         self.fields = tuple(sorted(probes, key=lambda name: (-readers[name], name)))
-        self._met = _generate([probes[name] for name in self.fields])
+        if attributes is not None and not set(self.fields) <= attributes.keys():
+            attributes = None  # a path into a field, say: read from the record
+        self.reads_attributes = attributes is not None
+        self._met = _generate([probes[name] for name in self.fields], attributes)
 
     def candidates(self, record: Mapping[str, Any]) -> Sequence[CompiledRule]:
-        """The rules `record` must be checked against, in route order."""
+        """The rules `record` must be checked against, in route order. With
+        `reads_attributes`, `record` is the model's attribute values instead."""
         if self._met is None:
             return self.rules
         met = self._met(record)
@@ -126,8 +143,9 @@ class _Probe:
         return met
 
 
-def _generate(probes: list[_Probe]) -> Met:
-    """One function reading every probed field once and returning the bits met."""
+def _generate(probes: list[_Probe], attributes: Mapping[str, str] | None) -> Met:
+    """One function reading every probed field once and returning the bits met: from a
+    record, or, given `attributes`, from a model's attribute values (None is absent)."""
     constants: dict[str, Any] = {"MISSING": MISSING}
 
     def constant(value: Any) -> str:
@@ -137,11 +155,12 @@ def _generate(probes: list[_Probe]) -> Met:
 
     lines = ["def met(record):", "    m = 0"]
     for probe in probes:
-        if "." in probe.name:  # a path: the shared getter the rules' code reads it with
-            lines.append(f"    v = {constant(record_getter(probe.name))}(record)")
+        if attributes is not None:
+            lines.append(f"    v = record[{constant(attributes[probe.name])}]")
+            lines.append("    if v is not None:")
         else:
-            lines.append(f"    v = record.get({constant(probe.name)}, MISSING)")
-        lines.append("    if v is not MISSING:")
+            lines.extend(_read(probe.name, constant))
+            lines.append("    if v is not MISSING:")
         if probe.present:
             lines.append(f"        m |= {constant(probe.present)}")
         if not (probe.texts or probe.numbers):
@@ -163,3 +182,22 @@ def _generate(probes: list[_Probe]) -> Met:
     exec(compile("\n".join(lines), "<rule index>", "exec"), constants)
     function: Met = constants["met"]
     return function
+
+
+def _read(name: str, constant: Callable[[Any], str]) -> list[str]:
+    """Statements setting `v` to field `name` of `record` as `fields.compile_getter`
+    reads it: `outer.inner` of nested objects inline, anything else by the getter."""
+    getter = constant(compile_getter(name))
+    parts = name.split(".")
+    if len(parts) == 1:
+        return [f"    v = record.get({constant(name)}, MISSING)"]
+    if len(parts) > 2:
+        return [f"    v = {getter}(record)"]
+    outer, inner = constant(parts[0]), constant(parts[1])
+    return [
+        f"    v = record.get({constant(name)}, MISSING)",
+        "    if v is MISSING:",
+        f"        o = record.get({outer})",
+        f"        v = o.get({inner}, MISSING) if type(o) is dict else"
+        f" MISSING if o is None else {getter}(record)",
+    ]

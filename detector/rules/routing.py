@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from detector.events import Event
+from detector.events import FIELD_ATTRIBUTES, Event
 from detector.normalize.base import SourceRoute
 from detector.rules.compiled import CompiledRule
 from detector.rules.index import RuleIndex
@@ -47,7 +47,7 @@ class RuleRouter:
             raw = [r for r in self.rules if _serves(r, route)]
             normalized = [r for r in self.rules if _serves_normalized(r, source)]
             self.raw[source] = RuleIndex(raw, indexed)
-            self.normalized[source] = RuleIndex(normalized, indexed)
+            self.normalized[source] = RuleIndex(normalized, indexed, _ATTRIBUTES)
             if any(_reads_timestamp(rule) for rule in normalized):
                 self._timestamp_read.add(source)
         routed = {
@@ -66,14 +66,26 @@ class RuleRouter:
             matched = []
         normalized_index = self.normalized.get(source)
         if normalized_index is not None and normalized_index.rules:
+            if normalized_index.reads_attributes:
+                candidates = normalized_index.candidates(event.attribute_values())
+                if not candidates:  # most events: no record to make
+                    return matched
+            else:
+                candidates = None
             record = event.to_record(timestamp=source in self._timestamp_read)
-            matched += [r for r in normalized_index.candidates(record) if r.matches(record)]
+            if candidates is None:
+                candidates = normalized_index.candidates(record)
+            matched += [r for r in candidates if r.matches(record)]
         return matched
 
     def index_fields(self) -> dict[str, tuple[str, ...]]:
         """The fields the index reads per record of each raw route (for the benchmark)."""
         return {source: index.fields for source, index in self.raw.items()}
 
+
+#: normalized field -> the event's attribute, for picking candidates without the record
+#: (`@timestamp` is formatted into the record: rules reading it need the record)
+_ATTRIBUTES = {key: name for key, name in FIELD_ATTRIBUTES.items() if key != "@timestamp"}
 
 #: Categories every audit source satisfies: SigmaHQ files audit rules under `application`.
 _AUDIT_CATEGORIES = (None, "application")

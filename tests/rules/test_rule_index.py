@@ -195,3 +195,87 @@ def test_only_the_rules_whose_clauses_a_record_meets_are_checked() -> None:
     assert index.candidates({"responseStatus": {"code": 200}}) == [anything]
     assert index.candidates({"responseStatus": {"code": "403"}}) == [forbidden, anything]
     assert index.candidates({"impersonatedUser": {"username": None}}) == [impersonating, anything]
+
+
+NORMALIZED_FIELDS = ["event.action", "user.type", "event.category", "user.name"]
+
+
+@st.composite
+def normalized_rules(draw: st.DrawFn, fields: list[str]) -> CompiledRule:
+    detection: dict[str, Any] = {}
+    for name in ("sel_a", "sel_b", "sel_c"):
+        entries = draw(st.lists(items(), min_size=1, max_size=2, unique_by=lambda i: i[0]))
+        detection[name] = {
+            fields[FIELDS.index(key.split("|")[0])] + key[len(key.split("|")[0]) :]: value
+            for key, value in entries
+        }
+    detection["condition"] = draw(st.sampled_from(CONDITIONS))
+    document = {"title": "n", "logsource": {"product": "cicd"}, "detection": detection}
+    return compile_rule(SigmaRule.from_dict(document))
+
+
+texts = st.one_of(st.none(), st.sampled_from([*WORDS, "Create", "sys:admin", "abc"]))
+
+
+@st.composite
+def events(draw: st.DrawFn) -> Event:
+    return Event(
+        timestamp=WHEN,
+        event_id="e",
+        event_source="github",
+        event_action=draw(texts),
+        user_type=draw(st.sampled_from([None, "human", "bot", "token"])),
+        event_category=draw(st.one_of(st.none(), st.lists(st.sampled_from(WORDS), max_size=2))),
+        user_name=draw(texts),
+        raw=draw(st.dictionaries(st.just("x"), field_values)),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([NORMALIZED_FIELDS, ["event.action", "user.type", "@timestamp", "raw.x"]]),
+    st.data(),
+)
+def test_normalized_rules_pick_the_same_from_the_event_as_from_its_record(
+    fields: list[str], data: st.DataObject
+) -> None:
+    """Read from the event's attributes (absent fields are None) or, where a rule reads
+    `@timestamp` or a path into `raw`, from its record: the same matches either way."""
+    rule_list = data.draw(st.lists(normalized_rules(fields), min_size=1, max_size=5))
+    indexed = RuleRouter(rule_list, ROUTES)
+    flat = RuleRouter(rule_list, ROUTES, indexed=False)
+    index = indexed.normalized["github"]
+    if fields == NORMALIZED_FIELDS:
+        assert index.reads_attributes or not index.fields
+    for event in data.draw(st.lists(events(), min_size=1, max_size=6)):
+        assert indexed.match(event) == flat.match(event)
+
+
+def test_an_empty_text_is_a_value_and_a_null_field_is_absent() -> None:
+    empty = compile_rule(
+        SigmaRule.from_dict(
+            {
+                "title": "empty action",
+                "logsource": {"product": "cicd"},
+                "detection": {"sel": {"event.action": ""}, "condition": "sel"},
+            }
+        )
+    )
+    typed = compile_rule(
+        SigmaRule.from_dict(
+            {
+                "title": "any user type",
+                "logsource": {"product": "cicd"},
+                "detection": {"sel": {"user.type|exists": True}, "condition": "sel"},
+            }
+        )
+    )
+    router = RuleRouter([empty, typed], ROUTES)
+    assert router.normalized["github"].reads_attributes
+
+    def event(**fields: Any) -> Event:
+        return Event(timestamp=WHEN, event_id="e", event_source="github", raw={}, **fields)
+
+    assert router.match(event(event_action="")) == [empty]
+    assert router.match(event(event_action="x", user_type="bot")) == [typed]
+    assert router.match(event(event_action=None, user_type=None)) == []
