@@ -277,6 +277,13 @@ def _json_values(
                 elif start is None and depth == level:
                     start = end
                 depth += 1
+            elif char in b"]}" and depth == level and not (in_array and char == 0x5D):
+                # a closer with nothing of it open: a stray byte, kept (dead-lettered) in
+                # the record it cuts into, or as a record of its own
+                if start is None:
+                    start = end
+                    yield record(end + 1)
+                    start = None
             elif char in b"]}":
                 depth = max(depth - 1, 0)
                 if in_array and depth == 0:
