@@ -99,8 +99,7 @@ class NormalizeStage:
                     return
                 if items is not None:
                     for index, item in enumerate(items):
-                        origin = f"{raw.origin}#{index}"
-                        yield self._normalize(item, orjson.dumps(item), origin, normalizer)
+                        yield self._normalize(item, None, f"{raw.origin}#{index}", normalizer)
                     return
         yield self._normalize(document, raw.data, raw.origin, forced)
 
@@ -177,26 +176,34 @@ class NormalizeStage:
         return DeadLetter(reason, raw.origin, raw.data, raw.source)
 
     def _normalize(
-        self, record: Any, data: bytes, origin: str, normalizer: Normalizer | None
+        self, record: Any, data: bytes | None, origin: str, normalizer: Normalizer | None
     ) -> Event | DeadLetter:
+        """`record` normalized, or its dead letter; `data` is the record as read, None for
+        an envelope's item (its JSON is made only for a dead letter)."""
         source = normalizer.name if normalizer else None
         if not isinstance(record, dict):
             kind = "array" if isinstance(record, list) else type(record).__name__
-            return DeadLetter(f"record is a JSON {kind}, not an object", origin, data, source)
+            reason = f"record is a JSON {kind}, not an object"
+            return DeadLetter(reason, origin, _original(record, data), source)
         if normalizer is None:
             normalizer = self.registry.detect(record)
             if normalizer is None:
                 keys = ", ".join(sorted(map(str, record))[:_KEYS_IN_REASON]) or "none"
-                return DeadLetter(
-                    f"unknown source: no normalizer recognises keys {keys}", origin, data
-                )
+                reason = f"unknown source: no normalizer recognises keys {keys}"
+                return DeadLetter(reason, origin, _original(record, data))
         try:
             event = normalizer.normalize(record)
         except NormalizationError as exc:
-            return DeadLetter(f"{normalizer.name}: {exc}", origin, data, normalizer.name)
+            reason = f"{normalizer.name}: {exc}"
+            return DeadLetter(reason, origin, _original(record, data), normalizer.name)
         except Exception as exc:  # a normalizer bug must not stop the stream
-            return _failed(normalizer, exc, origin, data)
+            return _failed(normalizer, exc, origin, _original(record, data))
         return self.identities.apply(event)
+
+
+def _original(record: Any, data: bytes | None) -> bytes:
+    """The record as read: `data`, or its JSON (an envelope's item)."""
+    return data if data is not None else orjson.dumps(record)
 
 
 def _same_file(first: RawRecord, second: RawRecord) -> bool:
