@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import orjson
@@ -102,19 +101,14 @@ def text(value: Any) -> str | None:
 def ip(value: Any) -> str | None:
     """The text of an IPv4 or IPv6 address, else None: `source.ip` is never a host name."""
     address = text(value)
-    return None if address is None else _address(address)
-
-
-@lru_cache(maxsize=1 << 14)
-def _address(text: str) -> str | None:
-    """`text` if it is an address: remembered, since the same few addresses (nodes,
-    controllers, runners) come back on most events."""
-    if _IPV4.fullmatch(text) is None:
+    if address is None:
+        return None
+    if _IPV4.fullmatch(address) is None:
         try:
-            ipaddress.ip_address(text)
+            ipaddress.ip_address(address)
         except ValueError:
             return None
-    return text
+    return address
 
 
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
