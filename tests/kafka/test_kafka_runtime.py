@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from jsonschema import Draft202012Validator
 
 from detector.runtime.kafka.control import control_kind
@@ -122,17 +122,45 @@ class Cluster:
                 worker.kill()
                 worker.wait()
 
-    def alerted(self, expected: int) -> list[bytes]:
-        """The sink's lines once it has `expected` distinct detections (within 60 s)."""
+    def alerted(self, expected: list[bytes]) -> list[bytes]:
+        """The sink's lines once it has the `expected` detections' ids (within 60 s)."""
+        wanted = {orjson.loads(line)["id"] for line in expected}
         deadline = time.monotonic() + 60
         while True:
             lines = self.alerts.read_bytes().splitlines() if self.alerts.exists() else []
-            if len({orjson.loads(line)["id"] for line in lines}) >= expected:
+            missing = wanted - {orjson.loads(line)["id"] for line in lines}
+            if not missing:
                 return sorted(lines)
-            assert time.monotonic() < deadline, (
-                f"{len(lines)} of {expected} in the sink\n{self.logs()}"
-            )
+            if time.monotonic() > deadline:
+                where = asyncio.run(self.where(missing))
+                pytest.fail(f"{len(lines)} of {len(wanted)} in the sink\n{where}\n{self.logs()}")
             time.sleep(0.2)
+
+    async def where(self, missing: set[str]) -> str:
+        """Where the missing detections are on `detector.detections` (partition: offsets),
+        and the workers' committed offsets there: for a failure's message."""
+        topic = f"{self.name}.detector.detections"
+        partitions = [TopicPartition(topic, partition) for partition in range(PARTITIONS)]
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await reader.start()
+        places: dict[int, list[int]] = {}
+        try:
+            reader.assign(partitions)
+            await reader.seek_to_beginning(*partitions)
+            while batch := await reader.getmany(timeout_ms=2000):
+                for record in (r for records in batch.values() for r in records):
+                    if record.key is not None and record.key.decode() in missing:
+                        places.setdefault(record.partition, []).append(record.offset)
+        finally:
+            await reader.stop()
+        group = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.name)
+        await group.start()
+        try:
+            committed = {tp.partition: await group.committed(tp) for tp in partitions}
+        finally:
+            await group.stop()
+        found = "; ".join(f"{p}: {offsets}" for p, offsets in sorted(places.items()))
+        return f"missing at (partition: offsets) {found}; committed offsets {committed}"
 
     def logs(self) -> str:
         """Each worker's errors, warnings and correlation-state hand-overs, whole, then the
@@ -202,7 +230,7 @@ def test_kafka_workers_give_the_embedded_detections(
         cluster.start_worker()
     got = detections_of(cluster.replay(wait=False), cluster)
     assert got == embedded, differences(got, embedded) + "\n" + cluster.logs()
-    assert cluster.alerted(len(embedded)) == embedded
+    assert cluster.alerted(embedded) == embedded
     check_the_feed(cluster, len(embedded))
     protection = [
         d for d in map(orjson.loads, embedded) if d["rule"]["id"] == BRANCH_PROTECTION_DELETED
@@ -274,7 +302,7 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
     cluster.start_worker()  # the partitions of the dead one move, then some come back
     got = detections_of(replay, cluster)
     assert got == embedded, differences(got, embedded) + "\n" + cluster.logs()
-    assert cluster.alerted(len(embedded)) == embedded  # each once, none lost
+    assert cluster.alerted(embedded) == embedded  # each once, none lost
 
 
 def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Cluster) -> None:
