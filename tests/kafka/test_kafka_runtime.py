@@ -33,6 +33,8 @@ LOGS = [str(path) for path in sorted((ROOT / "replay").glob("[0-9][0-9]-*/logs")
 PARTITIONS = 4
 REPLAY_DEADLINE = 240
 BRANCH_PROTECTION_DELETED = "23eb6d19-5c2f-4f64-81f9-ebb4583d28b6"
+#: what a worker's log lines must hold to be shown whole when a test fails
+NOTABLE = ("ERROR", "WARNING", "Traceback", "rror:", "correlation state", "alerts of detections")
 #: a single-event rule's playbook whose template needs the event behind the detection
 PLAYBOOK = f"""
 name: block-protection-deleter
@@ -163,19 +165,12 @@ class Cluster:
         return f"missing at (partition: offsets) {found}; committed offsets {committed}"
 
     def logs(self) -> str:
-        """Each worker's errors, warnings and correlation-state hand-overs, whole, then the
-        end of its log."""
+        """Each worker's errors, warnings, correlation-state hand-overs and where it began
+        alerting from each partition, whole, then the end of its log."""
         parts = []
         for path in sorted(self.directory.glob("worker-*.log")):
             text = path.read_text(errors="replace")
-            notable = [
-                line
-                for line in text.splitlines()
-                if any(
-                    word in line
-                    for word in ("ERROR", "WARNING", "Traceback", "rror:", "correlation state")
-                )
-            ]
+            notable = [line for line in text.splitlines() if any(word in line for word in NOTABLE)]
             parts.append(
                 f"--- {path.name}\n" + "\n".join(notable[-200:]) + "\n...\n" + text[-3000:]
             )

@@ -112,6 +112,8 @@ class Worker:
         self.correlators: dict[int, tuple[PartitionCorrelator, bytes | None]] = {}
         #: raw partition -> (monotonic time of its last record, idle sent)
         self.activity: dict[TP, tuple[float, bool]] = {}
+        #: `detector.detections` partitions alerted from since they were assigned
+        self.alerting: set[int] = set()
         self.app.agent(self.raw_topic, name="normalize-and-match")(self.normalize_and_match)
         self.app.agent(self.hits_topic, name="correlate")(self.correlate)
         self.dispatchers = PartitionDispatchers(settings.sinks)
@@ -247,6 +249,13 @@ class Worker:
                 message = event.message
                 if control_kind(message.headers) is not None or event.value is None:
                     continue
+                if message.partition not in self.alerting:
+                    self.alerting.add(message.partition)
+                    log.info(
+                        "alerts of detections partition %d: from offset %d",
+                        message.partition,
+                        message.offset,
+                    )
                 detection = Detection.model_validate_json(event.value)
                 dispatcher = await self.dispatchers.of(message.partition)
                 dispatcher.enqueue(detection)  # durable before the offset can be committed
@@ -259,9 +268,9 @@ class Worker:
     async def _revoked(self, app: Any, *args: Any, **_: Any) -> None:
         """Partitions of `detector.detections` moving elsewhere free their outboxes."""
         revoked: set[TP] = args[0]
-        await self.dispatchers.close(
-            tp.partition for tp in revoked if tp.topic == self.names.detections
-        )
+        partitions = [tp.partition for tp in revoked if tp.topic == self.names.detections]
+        self.alerting.difference_update(partitions)
+        await self.dispatchers.close(partitions)
 
     async def _shutdown(self, app: Any, *_: Any, **__: Any) -> None:
         if self.responders is not None:
