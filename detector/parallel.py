@@ -120,12 +120,9 @@ def _work_block(block: LineBlock) -> Results:
     return _outcomes(_state.stage.join_continuation_lines(block.records()))
 
 
-def _work_records(records: Sequence[RawRecord]) -> Results:
-    """The outcomes of a chunk of records, in order (a worker's task)."""
-    return _outcomes(records)
-
-
 def _outcomes(records: Iterable[RawRecord]) -> Results:
+    """The outcomes of `records`, in order (a worker's task for a chunk of records, and
+    the work of a block's)."""
     state, matcher = _state, _matcher
     assert state is not None and matcher is not None, "a task ran outside a worker"
     engine, selection = state.engine, state.selection
@@ -268,7 +265,7 @@ def record_tasks(records: Iterable[RawRecord]) -> Iterator[Task]:
     """Tasks of `CHUNK` records each."""
     iterator = iter(records)
     while chunk := list(islice(iterator, CHUNK)):
-        yield _work_records, (chunk,)
+        yield _outcomes, (chunk,)
 
 
 def parallel_replay(

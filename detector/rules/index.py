@@ -187,10 +187,10 @@ def _generate(probes: list[_Probe], attributes: Mapping[str, str] | None) -> Met
 def _read(name: str, constant: Callable[[Any], str]) -> list[str]:
     """Statements setting `v` to field `name` of `record` as `fields.compile_getter`
     reads it: `outer.inner` of nested objects inline, anything else by the getter."""
-    getter = constant(compile_getter(name))
     parts = name.split(".")
     if len(parts) == 1:
         return [f"    v = record.get({constant(name)}, MISSING)"]
+    getter = constant(compile_getter(name))
     if len(parts) > 2:
         return [f"    v = {getter}(record)"]
     outer, inner = constant(parts[0]), constant(parts[1])

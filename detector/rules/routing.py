@@ -64,18 +64,19 @@ class RuleRouter:
             matched = [r for r in raw_index.candidates(raw) if r.matches(raw)]
         else:
             matched = []
-        normalized_index = self.normalized.get(source)
-        if normalized_index is not None and normalized_index.rules:
-            if normalized_index.reads_attributes:
-                candidates = normalized_index.candidates(event.attribute_values())
-                if not candidates:  # most events: no record to make
-                    return matched
-            else:
-                candidates = None
-            record = event.to_record(timestamp=source in self._timestamp_read)
-            if candidates is None:
-                candidates = normalized_index.candidates(record)
-            matched += [r for r in candidates if r.matches(record)]
+        index = self.normalized.get(source)
+        if index is None or not index.rules:
+            return matched
+        timestamp = source in self._timestamp_read
+        if index.reads_attributes:
+            candidates = index.candidates(event.attribute_values())
+            if not candidates:  # most events: no record to make
+                return matched
+            record = event.to_record(timestamp=timestamp)
+        else:
+            record = event.to_record(timestamp=timestamp)
+            candidates = index.candidates(record)
+        matched += [r for r in candidates if r.matches(record)]
         return matched
 
     def index_fields(self) -> dict[str, tuple[str, ...]]:

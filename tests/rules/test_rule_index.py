@@ -27,6 +27,12 @@ MODIFIERS = ["", "|contains", "|startswith", "|endswith", "|cased", "|re", "|all
 values = st.one_of(st.sampled_from(WORDS), st.sampled_from(NUMBERS), st.booleans(), st.none())
 
 
+def compiled(detection: dict[str, Any], product: str = "kubernetes") -> CompiledRule:
+    """A rule of `product`'s logsource with `detection`."""
+    document = {"title": "r", "logsource": {"product": product}, "detection": detection}
+    return compile_rule(SigmaRule.from_dict(document))
+
+
 @st.composite
 def items(draw: st.DrawFn) -> tuple[str, Any]:
     name = draw(st.sampled_from(FIELDS))
@@ -75,12 +81,7 @@ CONDITIONS = [
 def rules(draw: st.DrawFn) -> CompiledRule:
     detection: dict[str, Any] = {name: draw(selections) for name in ("sel_a", "sel_b", "sel_c")}
     detection["condition"] = draw(st.sampled_from(CONDITIONS))
-    document = {
-        "title": "r",
-        "logsource": {"product": "kubernetes", "service": "audit"},
-        "detection": detection,
-    }
-    return compile_rule(SigmaRule.from_dict(document))
+    return compiled(detection)
 
 
 field_values = st.one_of(
@@ -145,11 +146,6 @@ def test_one_item_of_any_shape(words: list[Any], modifier: str, value: Any) -> N
     assert indexed.match(event) == flat.match(event)
 
 
-def compiled(detection: dict[str, Any]) -> CompiledRule:
-    document = {"title": "r", "logsource": {"product": "kubernetes"}, "detection": detection}
-    return compile_rule(SigmaRule.from_dict(document))
-
-
 def test_requirements_read_off_the_plan() -> None:
     one_of = compiled(
         {
@@ -210,8 +206,7 @@ def normalized_rules(draw: st.DrawFn, fields: list[str]) -> CompiledRule:
             for key, value in entries
         }
     detection["condition"] = draw(st.sampled_from(CONDITIONS))
-    document = {"title": "n", "logsource": {"product": "cicd"}, "detection": detection}
-    return compile_rule(SigmaRule.from_dict(document))
+    return compiled(detection, "cicd")
 
 
 texts = st.one_of(st.none(), st.sampled_from([*WORDS, "Create", "sys:admin", "abc"]))
@@ -252,24 +247,8 @@ def test_normalized_rules_pick_the_same_from_the_event_as_from_its_record(
 
 
 def test_an_empty_text_is_a_value_and_a_null_field_is_absent() -> None:
-    empty = compile_rule(
-        SigmaRule.from_dict(
-            {
-                "title": "empty action",
-                "logsource": {"product": "cicd"},
-                "detection": {"sel": {"event.action": ""}, "condition": "sel"},
-            }
-        )
-    )
-    typed = compile_rule(
-        SigmaRule.from_dict(
-            {
-                "title": "any user type",
-                "logsource": {"product": "cicd"},
-                "detection": {"sel": {"user.type|exists": True}, "condition": "sel"},
-            }
-        )
-    )
+    empty = compiled({"sel": {"event.action": ""}, "condition": "sel"}, "cicd")
+    typed = compiled({"sel": {"user.type|exists": True}, "condition": "sel"}, "cicd")
     router = RuleRouter([empty, typed], ROUTES)
     assert router.normalized["github"].reads_attributes
 
