@@ -4,15 +4,20 @@ An append is one write of whole lines, flushed and fsynced. `AppendLog.write` in
 buffers lines for a later `flush` and `fsync` (group commit: one fsync for many lines,
 which may run in another thread while the owner writes on). A crash can only cut the
 last, unacknowledged append short; `AppendLog` drops such a cut line when it opens the
-file, so the next append starts on a line of its own. A rewrite goes to a temporary
+file, so the next append starts on a line of its own. Writers sharing a file (the
+workers' sinks appending to one JSON lines file) take turns by a lock on it, so none
+sees another's line half written, and the repair at open cuts only a dead writer's
+line. A rewrite goes to a temporary
 file that replaces the old one by an atomic rename, then the directory is fsynced so
 the rename itself survives.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -42,50 +47,82 @@ def write_atomically(path: Path, lines: Iterable[bytes]) -> None:
     fsync_directory(path.parent)
 
 
-def _drop_cut_line(path: Path) -> None:
-    """Truncate a last line that a crash left without its newline."""
-    with path.open("r+b") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return
-        handle.seek(0)
-        data = handle.read()
-        handle.truncate(data.rfind(b"\n") + 1)
-        _sync(handle)
+#: how much of a file's end the repair at open reads at a time, looking for a newline
+_TAIL_CHUNK = 1 << 16
 
 
 class AppendLog:
-    """An append-only file of lines."""
+    """An append-only file of lines, which several writers (threads or processes) may
+    share: each `flush` writes whole lines under an exclusive `flock` of the file, and
+    the repair at open takes the same lock, so it can only meet a line cut by a writer
+    that died, never one another writer is still writing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         created = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not created:
-            _drop_cut_line(path)
-        self._handle: IO[bytes] = path.open("ab")
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        self._buffer = bytearray()
         if created:
             fsync_directory(path.parent)
+        else:
+            with self._locked():
+                self._drop_cut_line()
 
     def append(self, *lines: bytes) -> None:
         """Write `lines`; they are on disk when this returns."""
         self.write(*lines)
-        _sync(self._handle)
+        self.flush()
+        self.fsync()
 
     def write(self, *lines: bytes) -> None:
         """Buffer `lines`: on disk only after a `flush` and an `fsync`."""
-        self._handle.write(b"".join(line + b"\n" for line in lines))
+        for line in lines:
+            self._buffer += line
+            self._buffer += b"\n"
 
     def flush(self) -> None:
         """Hand the buffered lines to the operating system (the owner's thread only)."""
-        self._handle.flush()
+        if not self._buffer:
+            return
+        with self._locked():
+            written = 0
+            while written < len(self._buffer):
+                written += os.write(self._fd, memoryview(self._buffer)[written:])
+        self._buffer.clear()
 
     def fsync(self) -> None:
         """Make what was flushed durable; safe in another thread while the owner writes."""
-        os.fsync(self._handle.fileno())
+        os.fsync(self._fd)
 
     def close(self) -> None:
-        self._handle.close()
+        """Flush what is buffered (no fsync) and close."""
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _drop_cut_line(self) -> None:
+        """Truncate a last line without its newline (its writer died writing it); hold
+        the lock."""
+        size = end = os.fstat(self._fd).st_size
+        if size == 0 or os.pread(self._fd, 1, size - 1) == b"\n":
+            return
+        keep = 0
+        while end > 0:
+            start = max(0, end - _TAIL_CHUNK)
+            newline = os.pread(self._fd, end - start, start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        os.ftruncate(self._fd, keep)
+        os.fsync(self._fd)
