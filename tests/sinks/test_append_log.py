@@ -33,7 +33,7 @@ def test_writers_in_other_processes_lose_no_line_when_the_file_is_opened_meanwhi
 ) -> None:
     path = tmp_path / "alerts.jsonl"
     path.write_bytes(b"")
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")  # the children need this module
     done = context.Event()
     opener = context.Process(target=_open_until, args=(path, done))
     writers = [context.Process(target=_write_lines, args=(path, n)) for n in range(WRITERS)]
