@@ -193,9 +193,17 @@ def bound(seconds: float) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of process `pid` and of its live children (the
+    service's worker processes), from Linux /proc."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that just ended
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or its parent
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -232,7 +240,7 @@ class Result:
 
 
 async def measure(
-    rate: float, planned: Sequence[Planned], batched: bool, directory: Path
+    rate: float, planned: Sequence[Planned], batched: bool, workers: int, directory: Path
 ) -> Result:
     requests, ids = schedule(planned, rate, batched)
     plan_path, result_path = directory / "requests.pickle", directory / "sent.pickle"
@@ -242,6 +250,7 @@ async def measure(
     generic = {source: {"secret": {"env": "FORWARDER_WHSEC"}} for source in FORWARDED}
     intake = {**ROUTES, "generic": {**ROUTES["generic"], **generic}}
     config = service_config(directory, [webhook_output("bench", receiver.url("/alerts"))], intake)
+    config["service"]["workers"] = workers
     service = DetectorService(config, directory, {"FORWARDER_WHSEC": FORWARDER_WHSEC})
     service.start()
     try:
@@ -359,10 +368,17 @@ def report(args: argparse.Namespace, results: Sequence[Result]) -> str:
             "",
             machine(),
             f"- command: `{command('bench.service_latency')}`",
-            "- service: `detector run` (subprocess, uvloop, log level INFO) with the shipped "
-            "rule pack and one signed webhook sink (durable outbox, group commit) to a "
-            "receiver in the benchmark process that verifies each signature; a fresh "
-            "service for each rate; all on 127.0.0.1, the load generator (`bench.http_load`, "
+            "- service: `detector run` (subprocess, uvloop, log level INFO"
+            + (
+                f"; {args.workers} worker processes normalize and match, its own process "
+                "serves the intake, correlates and alerts"
+                if args.workers > 1
+                else "; one process"
+            )
+            + ") with the shipped rule pack and one signed webhook sink (durable outbox, "
+            "group commit) to a receiver in the benchmark process that verifies each "
+            "signature; a fresh service for each rate; all on 127.0.0.1, the load generator "
+            "(`bench.http_load`, "
             "its own process, bodies and signatures made before the load) and the receiver "
             "sharing the two cores with it; 1-minute load average at the start of each rate: "
             + ", ".join(f"{result.load:.2f}" for result in results),
@@ -378,7 +394,8 @@ def report(args: argparse.Namespace, results: Sequence[Result]) -> str:
             f"and everything read within {KEPT_UP_SECONDS:g} s of the last answer",
             "- sender late: from a post's due time until the load generator started it (its "
             "own CPU, or all its connections busy); part of the latency, not the service's; "
-            "CPU per event: user + system seconds of the process over the load ÷ events; "
+            "CPU per event: user + system seconds of the process (with its workers) over the "
+            "load ÷ events; "
             "the service's own `detector_detection_latency_seconds`: acceptance → handed to "
             "the sinks (its p99: the bucket bound that holds it)",
             f"- highest offered rate kept up with: {highest}",
@@ -404,6 +421,12 @@ def main() -> None:
         default="batched",
         help="how the log forwarder posts the GitHub, registry and CloudTrail records",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the service's `service.workers`: above 1, worker processes normalize and match",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     results = []
@@ -413,7 +436,8 @@ def main() -> None:
             run = Path(directory) / f"rate-{rate:g}"
             run.mkdir()
             events = planned[: int(rate * args.seconds)]
-            result = asyncio.run(measure(rate, events, args.forwarder == "batched", run))
+            batched = args.forwarder == "batched"
+            result = asyncio.run(measure(rate, events, batched, args.workers, run))
             print(f"{rate:,.0f} events/s offered: {result.sustained:,.0f} sustained", flush=True)
             results.append(result)
     text = report(args, results)

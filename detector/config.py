@@ -140,6 +140,13 @@ class ServiceSettings(BaseModel):
     metrics_port: int | None = Field(
         default=9464, ge=0, le=65535, description="Port of /metrics; null turns it off."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Above 1: this many worker processes parse, normalize and match the "
+        "records, and the service's own process serves the intake, correlates and alerts "
+        "(for rates one core cannot take).",
+    )
 
 
 class Settings(BaseSettings):

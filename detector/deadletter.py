@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import orjson
 
+from detector.sources.records import RawRecord
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -38,6 +40,11 @@ class DeadLetter:
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def of_failure(cls, raw: RawRecord, exc: Exception) -> DeadLetter:
+        """A record whose processing failed with `exc`: the error is the reason."""
+        return cls(f"internal error: {type(exc).__name__}: {exc}", raw.origin, raw.data, raw.source)
 
 
 class DeadLetterFile:

@@ -65,9 +65,10 @@ IN_FLIGHT = 8
 #: One event as a worker saw it: (time in microseconds, source, event id, its
 #: single-event detections as (rule title, JSON) pairs or None when the selection left
 #: it out, the hits it gives the correlations, its evidence and raw JSON (only with hits:
-#: the JSON is a late event's dead letter), and the hits left out for a missing group-by
-#: field (the engine's `ungrouped`). A plain tuple of plain values: it crosses a pipe
-#: per event.
+#: the JSON is a late event's dead letter), the hits left out for a missing group-by
+#: field (the engine's `ungrouped`), and the event's JSON when the state keeps events and
+#: it has detections or hits (the live service's responders see it). A plain tuple of
+#: plain values: it crosses a pipe per event.
 Outcome = tuple[
     int,
     str,
@@ -77,6 +78,7 @@ Outcome = tuple[
     Ev | None,
     bytes | None,
     int,
+    bytes | None,
 ]
 
 #: Sorts before any event's place: the place of a dead letter no event came before.
@@ -97,6 +99,8 @@ class WorkerState:
     router: RuleRouter
     engine: CorrelationEngine
     selection: EventSelection | None
+    #: send back the JSON of each event with detections or hits
+    keep_events: bool = False
 
 
 _state: WorkerState | None = None
@@ -104,11 +108,12 @@ _state: WorkerState | None = None
 _matcher: SingleEventMatcher | None = None
 
 
-def _install(state: WorkerState) -> None:
+def install_worker(state: WorkerState) -> None:
+    """Make `state` what this process's tasks work with (a worker's start)."""
     global _state, _matcher
     _state = state
     _matcher = SingleEventMatcher(state.router, state.engine.silenced)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replay's process handles Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the process that started it handles Ctrl-C
 
 
 Results = list[Outcome | DeadLetter]
@@ -117,12 +122,12 @@ Results = list[Outcome | DeadLetter]
 def _work_block(block: LineBlock) -> Results:
     """The outcomes of a block of whole lines, in order (a worker's task)."""
     assert _state is not None, "a task ran outside a worker"
-    return _outcomes(_state.stage.join_continuation_lines(block.records()))
+    return record_outcomes(_state.stage.join_continuation_lines(block.records()))
 
 
-def _outcomes(records: Iterable[RawRecord]) -> Results:
-    """The outcomes of `records`, in order (a worker's task for a chunk of records, and
-    the work of a block's)."""
+def record_outcomes(records: Iterable[RawRecord]) -> Results:
+    """The outcomes of `records`, in order (a worker's task for a chunk of records, the
+    work of a block's, and the live service's workers' work)."""
     state, matcher = _state, _matcher
     assert state is not None and matcher is not None, "a task ran outside a worker"
     engine, selection = state.engine, state.selection
@@ -135,11 +140,15 @@ def _outcomes(records: Iterable[RawRecord]) -> Results:
             event = result
             time = microseconds(event.timestamp)
             if selection is not None and not selection.accepts(event):
-                results.append((time, event.event_source, event.event_id, None, (), None, None, 0))
+                results.append(
+                    (time, event.event_source, event.event_id, None, (), None, None, 0, None)
+                )
                 continue
             matched = state.router.match(event)
             if not matched:  # most events: no detection, nothing for the correlations
-                results.append((time, event.event_source, event.event_id, (), (), None, None, 0))
+                results.append(
+                    (time, event.event_source, event.event_id, (), (), None, None, 0, None)
+                )
                 continue
             detections = tuple(
                 (detection.rule.title, detection.to_json())
@@ -151,6 +160,7 @@ def _outcomes(records: Iterable[RawRecord]) -> Results:
             if hits:
                 evidence = evidence_of(event, time)
                 data = orjson.dumps(event.raw)
+            kept = event.to_json() if state.keep_events and (detections or hits) else None
             results.append(
                 (
                     time,
@@ -161,6 +171,7 @@ def _outcomes(records: Iterable[RawRecord]) -> Results:
                     evidence,
                     data,
                     engine.stats.ungrouped - ungrouped,
+                    kept,
                 )
             )
     return results
@@ -181,7 +192,7 @@ class Workers:
         self._pool = ProcessPoolExecutor(
             count,
             mp_context=multiprocessing.get_context("fork"),
-            initializer=_install,
+            initializer=install_worker,
             initargs=(state,),
         )
         # Fork every worker now, before this process starts threads (a progress display,
@@ -265,7 +276,7 @@ def record_tasks(records: Iterable[RawRecord]) -> Iterator[Task]:
     """Tasks of `CHUNK` records each."""
     iterator = iter(records)
     while chunk := list(islice(iterator, CHUNK)):
-        yield _outcomes, (chunk,)
+        yield record_outcomes, (chunk,)
 
 
 def parallel_replay(
@@ -292,7 +303,7 @@ def parallel_replay(
     merged = merge_by_event_time(inputs, outcome_key, _FIRST_OUTCOME)
     outcomes: Iterator[Outcome] = counted(merged, letters, counts, skip)
     for result in outcomes:
-        time, source, event_id, detections, hits, evidence, data, ungrouped = result
+        time, source, event_id, detections, hits, evidence, data, ungrouped, _ = result
         counts.normalized += 1
         counts.by_source[source] += 1
         if detections is None:

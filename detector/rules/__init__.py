@@ -1,7 +1,8 @@
 """Sigma rule engine core: compile Sigma rules into fast matchers over JSON records.
 
 Public API:
-- `load_rules(paths, placeholders=None) -> LoadResult` (rules, errors, correlations, filters)
+- `load_rules(paths, placeholders=None) -> LoadResult` (rules, errors, correlations, filters,
+  and the files read: `read_rule_sources`, which `load_rules` also takes)
 - `compile_rule(rule, placeholders=None, filters=()) -> CompiledRule`
 - `compile_filter(sigma_filter, placeholders=None) -> CompiledFilter`
 - `CompiledRule.matches(record) -> bool`, `CompiledRule.explain(record) -> Explanation`
@@ -18,7 +19,7 @@ from detector.rules.compiled import (
     compile_rule,
 )
 from detector.rules.errors import RuleCompileError
-from detector.rules.loader import LoadResult, RuleError, load_rules
+from detector.rules.loader import LoadResult, RuleError, RuleSources, load_rules, read_rule_sources
 from detector.rules.placeholders import Placeholders
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "Placeholders",
     "RuleCompileError",
     "RuleError",
+    "RuleSources",
     "compile_filter",
     "compile_rule",
     "load_rules",
+    "read_rule_sources",
 ]

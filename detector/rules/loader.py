@@ -62,6 +62,30 @@ RULE_TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class RuleSources:
+    """The rule files under some paths, read once: a load of them can be made again
+    elsewhere (the live service's worker processes) from the very bytes, whatever the
+    files became since."""
+
+    files: tuple[tuple[Path, bytes], ...] = ()
+    #: paths that are not there, files that could not be read
+    errors: tuple[RuleError, ...] = ()
+
+
+def read_rule_sources(paths: Iterable[str | Path]) -> RuleSources:
+    """The rule files under `paths` (files or directories, walked in sorted order), each
+    once, with their bytes."""
+    errors: list[RuleError] = []
+    files = []
+    for path in _rule_files(paths, errors):
+        try:
+            files.append((path, path.read_bytes()))
+        except OSError as exc:
+            errors.append(RuleError(path, None, None, "io", str(exc)))
+    return RuleSources(tuple(files), tuple(errors))
+
+
 @dataclass
 class LoadResult:
     """The outcome of `load_rules`."""
@@ -70,6 +94,8 @@ class LoadResult:
     errors: list[RuleError] = field(default_factory=list)
     correlations: list[SigmaCorrelationRule] = field(default_factory=list)
     filters: list[CompiledFilter] = field(default_factory=list)
+    #: what was loaded
+    sources: RuleSources = field(default_factory=RuleSources)
 
 
 class RuleCacheError(RuntimeError):
@@ -84,24 +110,26 @@ class RuleCacheError(RuntimeError):
 
 
 def load_rules(
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path] | RuleSources,
     placeholders: Placeholders | None = None,
     *,
     cache: RuleCache | Literal["environment"] | None = "environment",
 ) -> LoadResult:
-    """Load, filter and compile every Sigma rule under `paths` (files or directories).
+    """Load, filter and compile every Sigma rule under `paths` (files or directories), or
+    of rule files read before (`read_rule_sources`).
 
     What loading a file gave comes from `cache` where it has the file
     (`detector.rules.cache`; by default the one the environment configures, None for no
     cache); the rules of such a file are parsed and compiled when first needed.
     """
+    sources = paths if isinstance(paths, RuleSources) else read_rule_sources(paths)
     rule_cache = RuleCache.default() if cache == "environment" else cache
     loading = _Loading(placeholders, rule_cache)
-    result = LoadResult()
+    result = LoadResult(errors=list(sources.errors), sources=sources)
     rules: list[SigmaRule | _CachedRule] = []
     seen_ids: dict[str, Path] = {}
-    for path in _rule_files(paths, result.errors):
-        for item in loading.file(path, result.errors):
+    for path, content in sources.files:
+        for item in loading.file(path, content, result.errors):
             item_id = item.id if isinstance(item, _CachedRule) else _id(item)
             if item_id is not None:
                 first = seen_ids.get(item_id)
@@ -218,13 +246,10 @@ class _Loading:
         #: id() of each rule compiled in this load -> what compiling it gave
         self.outcomes: dict[int, CompiledRule | RuleError] = {}
 
-    def file(self, path: Path, errors: list[RuleError]) -> Sequence[SigmaRuleBase | _CachedRule]:
+    def file(
+        self, path: Path, content: bytes, errors: list[RuleError]
+    ) -> Sequence[SigmaRuleBase | _CachedRule]:
         """The rules, correlations and filters of one file that parsed without error."""
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            errors.append(RuleError(path, None, None, "io", str(exc)))
-            return []
         if self.cache is not None:
             cached = self.cache.get(content, self.context, CachedFile.from_plain)
             if cached is not None:

@@ -26,19 +26,20 @@ import gc
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
+from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from watchfiles import Change, DefaultFilter, awatch
 
 from detector.config import ConfigError, Settings
-from detector.correlate import CorrelationEngine, EngineSettings, checkpoint, compile_correlations
+from detector.correlate import checkpoint
+from detector.correlate.engine import late_letter
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.detections import Detection
 from detector.events import Event
@@ -46,17 +47,16 @@ from detector.intake.queue import QueueClosedError, RecordQueue
 from detector.intake.server import IntakeServer
 from detector.normalize import NormalizeStage, SourceRegistry
 from detector.normalize.builtin import build_registry
-from detector.pipeline import DetectionStage
+from detector.parallel import Results
 from detector.respond.factory import describe_responders, open_responder
 from detector.respond.http import add_action_routes
 from detector.respond.worker import ResponderWorker
-from detector.rules import load_rules
-from detector.rules.loader import RuleError
-from detector.rules.routing import RuleRouter
-from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
+from detector.runtime.errors import PipelineFailedError
 from detector.runtime.logs import configure_logging
 from detector.runtime.metrics import PipelineMetrics, reason_label
 from detector.runtime.queue import ArrivalQueue
+from detector.runtime.ruleset import RuleSet, build_rule_set, compile_rule_set
+from detector.runtime.workers import TASK_BYTES, TASK_RECORDS, LiveWorkers
 from detector.sinks.dispatcher import Dispatcher
 from detector.sinks.factory import build_dispatcher
 from detector.sources.follow import Follower, Positions
@@ -74,51 +74,6 @@ CONSUME_SLICE_SECONDS = 0.002
 WATCH_QUIET_MS = 300
 #: ... or for at most this long, so a checkout of many files is one reload
 WATCH_DEBOUNCE_MS = 1600
-
-
-@dataclass
-class RuleSet:
-    """A compiled rule set ready to run: the detection stage and which rules are staged."""
-
-    stage: DetectionStage
-    staged: frozenset[str]  # rule ids of `status: experimental` rules
-    rules: int
-    correlations: int
-    #: a fresh engine of the same correlations (one per partition in the Kafka runtime)
-    new_engine: Callable[[], CorrelationEngine]
-
-
-def build_rule_set(settings: Settings, registry: SourceRegistry) -> RuleSet:
-    """Load and compile the configured rules; any error refuses the whole set."""
-    compiled = compile_rule_set(settings, registry)
-    if isinstance(compiled, RuleSet):
-        return compiled
-    errors = [str(e) for e in compiled]
-    raise RulesNotLoadedError("; ".join(errors[:5]) + (" ..." if len(errors) > 5 else ""))
-
-
-def compile_rule_set(settings: Settings, registry: SourceRegistry) -> RuleSet | list[RuleError]:
-    """The configured rules compiled, or every error that refuses them."""
-    loaded = load_rules(settings.rules.paths, settings.rules.placeholders or None)
-    correlations = compile_correlations(loaded)
-    if loaded.errors or correlations.errors:
-        return [*loaded.errors, *correlations.errors]
-    router = RuleRouter(loaded.rules, registry.routes())
-    new_engine = partial(
-        CorrelationEngine,
-        correlations,
-        EngineSettings(
-            allowed_lateness=timedelta(seconds=settings.correlation.allowed_lateness_seconds),
-            max_groups=settings.correlation.max_groups,
-        ),
-    )
-    engine = new_engine()
-    staged = {r.id for r in loaded.rules if r.id and r.status == "experimental"}
-    staged |= {
-        c.ref.id for c in correlations.rules if str(c.sigma.status or "").endswith("experimental")
-    }
-    stage = DetectionStage(router, engine)
-    return RuleSet(stage, frozenset(staged), len(loaded.rules), len(correlations.rules), new_engine)
 
 
 class Service:
@@ -150,6 +105,13 @@ class Service:
         self._stopping = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._metrics_runner: web.AppRunner | None = None
+        #: the worker processes (`service.workers` above 1), started by `run`
+        self.workers: LiveWorkers | None = None
+        #: a reloaded rule set with its workers, for the consumer to swap in between tasks
+        #: (it sets the third once it has); a new future after each swap
+        self._reloaded: asyncio.Future[tuple[RuleSet, LiveWorkers, asyncio.Future[None]]]
+        #: workers of rule sets reloaded away, shutting down
+        self._retiring: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -181,6 +143,7 @@ class Service:
         await self.stop(consumer)
 
     async def start(self) -> None:
+        await self._start_workers()  # before the intake opens
         self.dispatcher.start()
         if self.responders is not None:
             self.responders.start()
@@ -205,6 +168,8 @@ class Service:
                 len(self.queue),
                 exc_info=exc,
             )
+        if self.workers is not None:
+            await asyncio.gather(self.workers.shutdown(), *self._retiring)
         await self.dispatcher.committed()  # the detections the checkpoint has made
         self._save_checkpoint()
         if self.responders is not None:
@@ -261,7 +226,8 @@ class Service:
     async def reload(self) -> None:
         """Compile the configured rules again, in a thread so records keep flowing; swap them
         in only if they all load, between two records, with the state of every unchanged
-        correlation."""
+        correlation. With worker processes, new ones start with the new rules first, and
+        the swap waits until the old ones' outcomes are taken."""
         try:
             compiled = await asyncio.to_thread(compile_rule_set, self.settings, self.registry)
         except Exception:
@@ -282,6 +248,21 @@ class Service:
                 )
             log.error("rules not reloaded, the running set stays", extra={"errors": len(compiled)})
             return
+        if self.workers is None:
+            self._adopt(compiled)
+            return
+        try:
+            workers = self._new_workers(compiled)
+            await workers.started()
+        except Exception:
+            log.exception("rules not reloaded: workers with them did not start")
+            return
+        swapped = asyncio.get_running_loop().create_future()
+        self._reloaded.set_result((compiled, workers, swapped))
+        await swapped
+
+    def _adopt(self, compiled: RuleSet) -> None:
+        """Run `compiled` from now on, with the state of every unchanged correlation."""
         adoption = compiled.stage.engine.adopt(self.rules.stage.engine)
         self.rules = compiled
         if gc.get_freeze_count():  # `run` froze the heap: the old set's cycles are
@@ -339,6 +320,9 @@ class Service:
         one step, processed in order, the event loop let go to the intake and the sinks
         every `CONSUME_SLICE_SECONDS` of work rather than after each record. A record that
         fails is dead-lettered; an error writing that dead letter ends the consumer."""
+        if self.workers is not None:
+            await self._consume_through_workers()
+            return
         while True:
             try:
                 batch = await self.queue.take_arrivals(CONSUME_BATCH, CONSUME_BYTES)
@@ -349,9 +333,7 @@ class Service:
                 try:
                     self.handle(raw, arrived)
                 except Exception as exc:  # the next records must not pay for this one
-                    log.exception("record %s could not be processed", raw.origin)
-                    reason = f"internal error: {type(exc).__name__}: {exc}"
-                    self._dead_letter(DeadLetter(reason, raw.origin, raw.data, raw.source))
+                    self._failed(raw, exc)
                 if time.monotonic() > slice_end:
                     self._publish_engine_stats()
                     await asyncio.sleep(0)
@@ -369,6 +351,108 @@ class Service:
             metrics.normalized_for(result.event_source).inc()
             self._detect(result)
         metrics.latency.observe(time.monotonic() - arrived)
+
+    async def _consume_through_workers(self) -> None:
+        """`consume` with the work per record done by the worker processes: the records
+        taken off the queue go to them in tasks, a few tasks in flight, and their
+        outcomes are taken here in the order the records came, until the queue is closed
+        and empty. A reloaded rule set is swapped in once every task given to the old
+        workers is taken."""
+        in_flight: deque[tuple[asyncio.Future[list[Results]], list[tuple[RawRecord, float]]]] = (
+            deque()
+        )
+        taking: asyncio.Future[list[tuple[RawRecord, float]]] | None = None
+        closed = False
+        while not closed or in_flight:
+            workers, reloaded = self.workers, self._reloaded
+            assert workers is not None
+            if reloaded.done() and not in_flight:
+                self._swap_in(*reloaded.result())
+                continue
+            if (
+                taking is None
+                and not closed
+                and not reloaded.done()
+                and len(in_flight) < workers.window
+            ):
+                taking = asyncio.ensure_future(self.queue.take_arrivals(TASK_RECORDS, TASK_BYTES))
+            waiting: set[asyncio.Future[Any]] = {future for future, _ in islice(in_flight, 1)}
+            waiting.update(f for f in (taking, reloaded) if f is not None and not f.done())
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if taking is not None and taking.done():
+                try:
+                    batch = taking.result()
+                except QueueClosedError:
+                    closed = True
+                else:
+                    in_flight.append((workers.submit([raw for raw, _ in batch]), batch))
+                taking = None
+            while in_flight and in_flight[0][0].done():
+                future, batch = in_flight.popleft()
+                for (raw, arrived), results in zip(batch, future.result(), strict=True):
+                    self.metrics.events_in_for(raw.source or "detected").inc()
+                    try:
+                        self._take_outcomes(results)
+                    except Exception as exc:  # as `consume` does
+                        self._failed(raw, exc)
+                    self.metrics.latency.observe(time.monotonic() - arrived)
+                self._publish_engine_stats()
+
+    def _swap_in(
+        self, compiled: RuleSet, workers: LiveWorkers, swapped: asyncio.Future[None]
+    ) -> None:
+        """The reloaded rules and their workers in; the old workers shut down."""
+        assert self.workers is not None
+        self._adopt(compiled)
+        old, self.workers = self.workers, workers
+        retiring = asyncio.create_task(old.shutdown())
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+        self._reloaded = asyncio.get_running_loop().create_future()
+        swapped.set_result(None)
+
+    def _take_outcomes(self, results: Results) -> None:
+        """What a worker made of a record: dead letters, single-event detections, the
+        correlations' hits (decided here, in order)."""
+        engine = self.rules.stage.engine
+        for result in results:
+            if isinstance(result, DeadLetter):
+                self._dead_letter(result)
+                continue
+            moment, source, event_id, detections, hits, evidence, data, ungrouped, kept = result
+            self.metrics.normalized_for(source).inc()
+            if kept is not None and self.responders is not None:
+                self.responders.seen(Event.model_validate_json(kept))
+            for _, line in detections or ():
+                self._emit(Detection.model_validate_json(line))
+            engine.stats.ungrouped += ungrouped
+            if not hits:
+                decided = engine.advance(moment)
+            else:
+                late = partial(late_letter, moment, source, event_id, data or b"")
+                decided = engine.take(moment, hits, evidence, late)
+            for item in decided:
+                if isinstance(item, DeadLetter):
+                    self._dead_letter(item)
+                else:
+                    self._emit(item)
+
+    async def _start_workers(self) -> None:
+        """The worker processes, when configured, started before the intake opens."""
+        self._reloaded = asyncio.get_running_loop().create_future()
+        if self.settings.service.workers > 1:
+            self.workers = self._new_workers(self.rules)
+            await self.workers.started()
+            log.info("worker processes started", extra={"workers": self.workers.count})
+
+    def _new_workers(self, rules: RuleSet) -> LiveWorkers:
+        keep_events = self.responders is not None
+        return LiveWorkers(self.settings.service.workers, self.settings, rules.sources, keep_events)
+
+    def _failed(self, raw: RawRecord, exc: Exception) -> None:
+        """A record whose processing failed: dead-lettered with the error."""
+        log.exception("record %s could not be processed", raw.origin, exc_info=exc)
+        self._dead_letter(DeadLetter.of_failure(raw, exc))
 
     def _detect(self, event: Event) -> None:
         if self.responders is not None:
@@ -531,6 +615,13 @@ def describe(settings: Settings) -> str:
             f"positions in {follow_state_path(settings) or 'memory only'}"
         )
     lines.extend(describe_responders(settings.responders))
+    workers = settings.service.workers
+    lines.append(
+        f"processes: {workers} workers parse, normalize and match; this one serves the "
+        "intake, correlates and alerts"
+        if workers > 1
+        else "processes: one does everything (service.workers: 1)"
+    )
     lines.append(f"dead letters: {settings.service.dead_letter}")
     lines.append(
         f"identities: {len(identities)} mapped from {settings.identities.map_file}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from detector.config import DEFAULT_RULES
 from tests.e2e.service_helpers import DetectorService, service_config
@@ -50,6 +51,7 @@ async def drill_against_the_service(
     intake: dict[str, Any],
     *args: str,
     ready: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> None:
     """Start `detector run` with `intake`, drill `scenario` against it, and check that
     every expected detection is reported as arrived and was written with shifted times."""
@@ -57,6 +59,7 @@ async def drill_against_the_service(
     outputs = [{"name": "siem", "type": "file", "path": str(alerts)}]
     config = service_config(tmp_path, outputs, intake)
     config["rules"] = {"paths": [str(ROOT / DEFAULT_RULES)]}
+    config["service"]["workers"] = workers
     service = DetectorService(config, tmp_path)
     service.start()
     try:
@@ -85,8 +88,11 @@ async def drill_against_the_service(
     assert all(not detection["@timestamp"].startswith("2025") for detection in produced)
 
 
-async def test_every_expected_detection_of_a_scenario_arrives(tmp_path: Path) -> None:
-    await drill_against_the_service(tmp_path, SCENARIO, INTAKE)
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two worker processes"])
+async def test_every_expected_detection_of_a_scenario_arrives(tmp_path: Path, workers: int) -> None:
+    """Single-event detections and correlations alike, also with the records' work in
+    worker processes."""
+    await drill_against_the_service(tmp_path, SCENARIO, INTAKE, workers=workers)
 
 
 async def test_a_drill_over_mutual_tls(tmp_path: Path) -> None:

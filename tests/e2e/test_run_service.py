@@ -1,4 +1,5 @@
-"""`detector run` end to end: every route in, signed alerts out.
+"""`detector run` end to end: every route in, signed alerts out, in one process and with
+the records' work in worker processes.
 
 A subprocess serves HTTPS with the shipped rule pack (and a Bitbucket rule for the
 declared source). Each sender posts what it really sends: the API server's audit
@@ -81,7 +82,8 @@ class Pki:
 
 
 @pytest.mark.timeout(120)
-async def test_every_route_becomes_signed_alerts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two worker processes"])
+async def test_every_route_becomes_signed_alerts(tmp_path: Path, workers: int) -> None:
     pki = Pki(tmp_path)
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -93,6 +95,7 @@ async def test_every_route_becomes_signed_alerts(tmp_path: Path) -> None:
         tmp_path, [webhook_output("hooks", receiver.url("/alerts"))], {**routes, "tls": pki.tls}
     )
     config["rules"] = {"paths": [str(DEFAULT_RULES), str(rules)]}
+    config["service"]["workers"] = workers
     service = DetectorService(config, tmp_path)
     service.start()
     anonymous, apiserver = pki.client(), pki.client(certificate=True)
@@ -156,6 +159,7 @@ async def test_every_route_becomes_signed_alerts(tmp_path: Path) -> None:
     assert job_alert["evidence"][0]["source"] == "github_actions"
     assert job_alert["evidence"][0]["actor"] == "alice"
     printed = service.output()
+    assert ("worker processes started" in printed) == (workers > 1)
     exposed = [s for s in [*SERVICE_ENVIRON.values(), *signatures] if s in printed]
     assert exposed == [], "no secret or signature in what the service prints"
     assert (tmp_path / "state.json").exists(), "the correlation state is checkpointed on stop"
@@ -190,6 +194,7 @@ def test_config_check_says_what_run_would_do_without_a_secret(tmp_path: Path) ->
         "BITBUCKET_WHSEC",
         f"sinks (outboxes in {tmp_path / 'outbox'}):",
         "  hooks: webhook",
+        "processes: one does everything (service.workers: 1)",
         f"dead letters: {tmp_path / 'dead.jsonl'}",
         "identities: no map (each user.name is its own user.identity)",
         f"correlation: allowed lateness 300s, checkpoint {tmp_path / 'state.json'} every 60s",

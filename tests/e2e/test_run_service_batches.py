@@ -48,14 +48,16 @@ def body(number: int) -> tuple[bytes, list[str], list[bytes]]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two worker processes"])
 async def test_records_are_processed_in_order_and_bad_ones_dead_lettered_with_reasons(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
     output = tmp_path / "alerts.jsonl"
     config = service_config(
         tmp_path, [{"name": "file", "type": "file", "path": str(output)}], ROUTES
     )
     config["rules"] = {"paths": [str(PROTECTED_BRANCH_REMOVED)]}
+    config["service"]["workers"] = workers
     service = DetectorService(config, tmp_path)
     expected: list[str] = []
     bad: list[bytes] = []

@@ -3,7 +3,8 @@
 A record whose processing fails (here: a staged detection whose staging file cannot be
 created) is dead-lettered with the error, and the records after it are still processed;
 when even its dead letter cannot be written, the service stops with an error rather
-than go on accepting records it cannot process.
+than go on accepting records it cannot process. Both hold with the records' work in
+worker processes too, and a worker process that dies stops the service the same way.
 A crash (SIGKILL) loses no alert that was handed to a sink, and at most one checkpoint
 interval of correlation state: a correlation that started before the crash completes
 after the restart.
@@ -11,6 +12,8 @@ after the restart.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,13 +75,15 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two worker processes"])
 async def test_a_record_that_cannot_be_processed_is_dead_lettered_and_the_stream_goes_on(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: Receiver, workers: int
 ) -> None:
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
     config = service_config(tmp_path, [webhook_output("hooks", receiver.url("/alerts"))], ROUTES)
     config["service"]["staging_output"] = str(blocked / "staging.jsonl")
+    config["service"]["workers"] = workers
     service = DetectorService(config, tmp_path)
     body = feature_branch_deploy_job()
     gitlab = gitlab_event()
@@ -109,13 +114,15 @@ async def test_a_record_that_cannot_be_processed_is_dead_lettered_and_the_stream
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two worker processes"])
 async def test_a_pipeline_that_cannot_even_dead_letter_stops_the_service(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: Receiver, workers: int
 ) -> None:
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
     config = service_config(tmp_path, [webhook_output("hooks", receiver.url("/alerts"))], ROUTES)
     config["service"]["staging_output"] = str(blocked / "staging.jsonl")
+    config["service"]["workers"] = workers
     config["service"]["dead_letter"] = str(blocked / "dead.jsonl")
     service = DetectorService(config, tmp_path)
     body = feature_branch_deploy_job()
@@ -186,3 +193,48 @@ async def test_a_crash_keeps_delivered_alerts_and_the_checkpointed_correlation_s
     assert twice["rule"]["title"] == "Protected Branches Removed Twice By One Author Within An Hour"
     assert [e["id"] for e in twice["evidence"]] == ["95001", "95002"]
     assert twice["group"] == {"author_name": "mallory"}  # group keys compare case-insensitively
+
+
+def worker_processes(service: int) -> list[int]:
+    """The pids of the service's worker processes (its spawned children)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == str(service) and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_process_that_dies_stops_the_service_with_an_error(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    config = service_config(tmp_path, [webhook_output("hooks", receiver.url("/alerts"))], ROUTES)
+    config["service"]["workers"] = 2
+    service = DetectorService(config, tmp_path)
+    gitlab = gitlab_event()
+    service.start()
+    try:
+        async with aiohttp.ClientSession() as client:
+            await service.ready(client)
+            assert service.process is not None
+            workers = worker_processes(service.process.pid)
+            assert len(workers) == 2
+            os.kill(workers[0], signal.SIGKILL)
+            answer = await post(client, service.url("gitlab"), gitlab, gitlab_headers(gitlab))
+            assert answer.status == 202
+
+            async def exited() -> bool:
+                return service.process is not None and service.process.poll() is not None
+
+            await wait_for(exited, 60, "the service to stop by itself")
+    finally:
+        code = await service.stop()
+    assert code == 1
+    output = service.output()
+    assert f"WorkerDiedError: worker 0 (pid {workers[0]}) ended: exit code -9" in output
+    assert not Path(f"/proc/{workers[1]}").exists(), "the other worker is not left behind"

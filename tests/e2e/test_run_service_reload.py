@@ -5,7 +5,8 @@ within an hour). A grant arrives; SIGHUP reloads the rules; a broken rule file i
 and refused, the running set goes on; the rule file is edited (a new title) and the
 broken one removed, which the watcher picks up. The next grants alert under the new
 title, and the correlation, unchanged through all of it, joins the grant from before the
-reloads with one from after.
+reloads with one from after. With worker processes, each reload starts new ones with the
+new rules.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def messages(service: DetectorService, start: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(120)
-async def test_rules_reload_on_sighup_and_on_file_changes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two worker processes"])
+async def test_rules_reload_on_sighup_and_on_file_changes(tmp_path: Path, workers: int) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     rule_file = rules / "permission.yml"
@@ -87,6 +89,7 @@ async def test_rules_reload_on_sighup_and_on_file_changes(tmp_path: Path) -> Non
     )
     config["rules"] = {"paths": [str(rules)]}
     config["correlation"]["allowed_lateness_seconds"] = 0
+    config["service"]["workers"] = workers
     service = DetectorService(config, tmp_path)
     service.start()
     sent = 0

@@ -244,3 +244,22 @@ def test_filter_needs_a_matching_logsource(tmp_path: Path) -> None:
     write(tmp_path, "filter.yml", exclusion_filter("any", "{product: github}"))
     (rule,) = load_rules([tmp_path]).rules
     assert rule.filters == ()
+
+
+def test_a_load_of_the_files_read_before_gives_them_whatever_the_files_became(
+    tmp_path: Path,
+) -> None:
+    """The live service's workers compile the bytes the service compiled."""
+    (tmp_path / "a.yml").write_text(RULE_A)
+    (tmp_path / "broken.yml").write_text(BAD_CONDITION)
+    first = load_rules([tmp_path, tmp_path / "gone.yml"], cache=None)
+    (tmp_path / "a.yml").write_text(RULE_B)
+    (tmp_path / "broken.yml").unlink()
+    again = load_rules(first.sources, cache=None)
+    assert [rule.title for rule in again.rules] == [rule.title for rule in first.rules]
+    assert [rule.title for rule in again.rules] == ["Exec into pod"]
+    assert [(e.path.name, e.kind) for e in again.errors] == [
+        (e.path.name, e.kind) for e in first.errors
+    ]
+    assert {e.path.name for e in again.errors} == {"gone.yml", "broken.yml"}
+    assert [path.name for path, _ in first.sources.files] == ["a.yml", "broken.yml"]

@@ -17,7 +17,7 @@ from detector.normalize.builtin import build_registry
 from detector.pipeline import RunCounts, normalized_events, replay_detections
 from detector.runtime.kafka.control import END, START, TICK
 from detector.runtime.kafka.stages import PartitionCorrelator, RawStage
-from detector.runtime.service import build_rule_set
+from detector.runtime.ruleset import build_rule_set
 from detector.sources.files import expand_paths
 from detector.sources.records import RawRecord
 

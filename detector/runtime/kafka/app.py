@@ -42,7 +42,7 @@ from detector.normalize.builtin import build_registry
 from detector.respond.audit import ActionRecord
 from detector.respond.factory import open_responder
 from detector.respond.worker import ResponderWorker
-from detector.runtime.service import build_rule_set
+from detector.runtime.ruleset import build_rule_set
 from detector.sources.records import RawRecord
 
 from .alerts import PartitionDispatchers, event_headers, event_of

@@ -84,14 +84,18 @@ async def _until(condition: Callable[[], bool], seconds: float, what: str) -> No
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two worker processes"])
 async def test_the_service_responds_and_takes_decisions_over_http(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
+    """The playbook's templates see the event, also when worker processes matched it."""
     monkeypatch.setenv("APPROVER_TOKEN", APPROVER_TOKEN)
     monkeypatch.setenv("GITHUB_SECRET", GITHUB_SECRET)
     system = FakeSystem()
     async with serving(system) as url:
-        service = Service(Settings.model_validate(_files(tmp_path, url)))
+        files = _files(tmp_path, url)
+        files["service"]["workers"] = workers
+        service = Service(Settings.model_validate(files))
         await service.start()
         consumer = asyncio.create_task(service.consume())
         base = f"http://127.0.0.1:{service.intake.port}"
