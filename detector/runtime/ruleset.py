@@ -3,6 +3,7 @@ the same way by the live service, its worker processes and the Kafka workers."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -74,3 +75,13 @@ def compile_rule_set(
         new_engine,
         loaded.sources,
     )
+
+
+def freeze_heap() -> None:
+    """Collect, then move every object left (most of the heap: the compiled rules) out of
+    the collector's sight, so that a full collection walks only what came after: with the
+    shipped pack one took ~160 ms on a loaded machine, a pause every record then waited
+    out. Objects frozen are still freed by reference counting; only their cycles wait for
+    the next `gc.unfreeze`."""
+    gc.collect()
+    gc.freeze()

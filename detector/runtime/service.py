@@ -55,7 +55,7 @@ from detector.runtime.errors import PipelineFailedError
 from detector.runtime.logs import configure_logging
 from detector.runtime.metrics import PipelineMetrics, reason_label
 from detector.runtime.queue import ArrivalQueue
-from detector.runtime.ruleset import RuleSet, build_rule_set, compile_rule_set
+from detector.runtime.ruleset import RuleSet, build_rule_set, compile_rule_set, freeze_heap
 from detector.runtime.workers import TASK_BYTES, TASK_RECORDS, LiveWorkers
 from detector.sinks.dispatcher import Dispatcher
 from detector.sinks.factory import build_dispatcher
@@ -124,7 +124,7 @@ class Service:
         watcher = asyncio.create_task(self._watch_rules())
         reloader = asyncio.create_task(self._reload_on_request())
         await asyncio.sleep(0)  # the watcher's first step sets it up: before any record
-        _freeze_heap()
+        freeze_heap()
         await self.start()
         consumer = asyncio.create_task(self.consume())
         checkpoints = asyncio.create_task(self._checkpoint_periodically())
@@ -267,7 +267,7 @@ class Service:
         self.rules = compiled
         if gc.get_freeze_count():  # `run` froze the heap: the old set's cycles are
             gc.unfreeze()  # collected now (one pause), and the new set is frozen
-            _freeze_heap()
+            freeze_heap()
         log.info(
             "rules reloaded: %d rules, %d correlations",
             compiled.rules,
@@ -555,16 +555,6 @@ class Service:
         await web.TCPSite(
             self._metrics_runner, settings.metrics_host, settings.metrics_port
         ).start()
-
-
-def _freeze_heap() -> None:
-    """Collect, then move every object left (most of the heap: the compiled rules) out of
-    the collector's sight, so that a full collection walks only what came after: with the
-    shipped pack one took ~160 ms on a loaded machine, a pause every record then waited
-    out. Objects frozen are still freed by reference counting; only their cycles wait for
-    the next `gc.unfreeze`."""
-    gc.collect()
-    gc.freeze()
 
 
 def _watched(paths: Sequence[Path]) -> tuple[list[Path], Callable[[Change, str], bool]]:

@@ -41,7 +41,7 @@ from detector.deadletter import DeadLetter
 from detector.normalize import NormalizeStage
 from detector.normalize.builtin import build_registry
 from detector.rules import RuleSources
-from detector.runtime.ruleset import RuleSet, compile_rule_set
+from detector.runtime.ruleset import RuleSet, compile_rule_set, freeze_heap
 from detector.sources.records import RawRecord
 
 #: tasks in flight per worker: one being worked on, one waiting, so none waits for us
@@ -103,6 +103,7 @@ def _install(settings: Settings, sources: RuleSources, keep_events: bool) -> Non
     detection = rule_set.stage
     state = parallel.WorkerState(stage, detection.router, detection.engine, None, keep_events)
     parallel.install_worker(state)
+    freeze_heap()  # as the service does
 
 
 def _work(records: Sequence[RawRecord]) -> Outcomes:

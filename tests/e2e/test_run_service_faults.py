@@ -238,3 +238,22 @@ async def test_a_worker_process_that_dies_stops_the_service_with_an_error(
     output = service.output()
     assert f"WorkerDiedError: worker 0 (pid {workers[0]}) ended: exit code -9" in output
     assert not Path(f"/proc/{workers[1]}").exists(), "the other worker is not left behind"
+
+
+@pytest.mark.timeout(120)
+async def test_the_workers_of_a_killed_service_exit(tmp_path: Path, receiver: Receiver) -> None:
+    config = service_config(tmp_path, [webhook_output("hooks", receiver.url("/alerts"))], ROUTES)
+    config["service"]["workers"] = 2
+    service = DetectorService(config, tmp_path)
+    service.start()
+    async with aiohttp.ClientSession() as client:
+        await service.ready(client)
+    assert service.process is not None
+    workers = worker_processes(service.process.pid)
+    assert len(workers) == 2
+    await service.kill()
+
+    async def gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+    await wait_for(gone, 30, "the orphaned workers to exit")
