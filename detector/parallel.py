@@ -39,6 +39,7 @@ from detector.correlate import CorrelationEngine
 from detector.correlate.engine import Hit, evidence_of, late_letter, microseconds
 from detector.correlate.packed import Ev
 from detector.deadletter import DeadLetter, DeadLetterFile
+from detector.detections import Detection
 from detector.normalize import NormalizeStage
 from detector.pipeline import (
     Checkpointer,
@@ -279,6 +280,17 @@ def record_tasks(records: Iterable[RawRecord]) -> Iterator[Task]:
         yield record_outcomes, (chunk,)
 
 
+def correlate(engine: CorrelationEngine, result: Outcome) -> list[Detection | DeadLetter]:
+    """What the correlations decide on a worker's outcome of one event: its hits taken
+    (a late event's dead letter among what comes back), or the event time advanced."""
+    time, source, event_id, _, hits, evidence, data, ungrouped, _ = result
+    engine.stats.ungrouped += ungrouped
+    if not hits:
+        return engine.advance(time)
+    late = partial(late_letter, time, source, event_id, data or b"")
+    return engine.take(time, hits, evidence, late)
+
+
 def parallel_replay(
     pool: Workers,
     files: Sequence[str],
@@ -303,7 +315,7 @@ def parallel_replay(
     merged = merge_by_event_time(inputs, outcome_key, _FIRST_OUTCOME)
     outcomes: Iterator[Outcome] = counted(merged, letters, counts, skip)
     for result in outcomes:
-        time, source, event_id, detections, hits, evidence, data, ungrouped, _ = result
+        source, detections = result[1], result[3]
         counts.normalized += 1
         counts.by_source[source] += 1
         if detections is None:
@@ -314,12 +326,7 @@ def parallel_replay(
         for title, line in detections:
             counts.by_rule[title] += 1
             yield line
-        engine.stats.ungrouped += ungrouped
-        if not hits:
-            decided = engine.advance(time)
-        else:
-            late = partial(late_letter, time, source, event_id, data or b"")
-            decided = engine.take(time, hits, evidence, late)
+        decided = correlate(engine, result)
         if decided:  # most events decide nothing: no generator for them
             for detection in counted_detections(decided, letters, counts):
                 yield detection.to_json()

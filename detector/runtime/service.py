@@ -28,7 +28,6 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +38,6 @@ from watchfiles import Change, DefaultFilter, awatch
 
 from detector.config import ConfigError, Settings
 from detector.correlate import checkpoint
-from detector.correlate.engine import late_letter
 from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.detections import Detection
 from detector.events import Event
@@ -47,7 +45,7 @@ from detector.intake.queue import QueueClosedError, RecordQueue
 from detector.intake.server import IntakeServer
 from detector.normalize import NormalizeStage, SourceRegistry
 from detector.normalize.builtin import build_registry
-from detector.parallel import Results
+from detector.parallel import Results, correlate
 from detector.respond.factory import describe_responders, open_responder
 from detector.respond.http import add_action_routes
 from detector.respond.worker import ResponderWorker
@@ -419,19 +417,13 @@ class Service:
             if isinstance(result, DeadLetter):
                 self._dead_letter(result)
                 continue
-            moment, source, event_id, detections, hits, evidence, data, ungrouped, kept = result
+            source, detections, kept = result[1], result[3], result[8]
             self.metrics.normalized_for(source).inc()
             if kept is not None and self.responders is not None:
                 self.responders.seen(Event.model_validate_json(kept))
             for _, line in detections or ():
                 self._emit(Detection.model_validate_json(line))
-            engine.stats.ungrouped += ungrouped
-            if not hits:
-                decided = engine.advance(moment)
-            else:
-                late = partial(late_letter, moment, source, event_id, data or b"")
-                decided = engine.take(moment, hits, evidence, late)
-            for item in decided:
+            for item in correlate(engine, result):
                 if isinstance(item, DeadLetter):
                     self._dead_letter(item)
                 else:

@@ -66,6 +66,13 @@ def feature_branch_deploy_job() -> bytes:
     return orjson.dumps(job)
 
 
+async def stopped_by_itself(service: DetectorService) -> None:
+    async def exited() -> bool:
+        return service.process is not None and service.process.poll() is not None
+
+    await wait_for(exited, 60, "the service to stop by itself")
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
@@ -132,11 +139,7 @@ async def test_a_pipeline_that_cannot_even_dead_letter_stops_the_service(
             await service.ready(client)
             headers = github_job_headers(body, "7c1d0e3b-cc78-11ef-8f2a-6e3d8a2c4d99")
             assert (await post(client, service.url("github"), body, headers)).status == 202
-
-            async def exited() -> bool:
-                return service.process is not None and service.process.poll() is not None
-
-            await wait_for(exited, 30, "the service to stop by itself")
+            await stopped_by_itself(service)
     finally:
         code = await service.stop()
     assert code == 1
@@ -227,11 +230,7 @@ async def test_a_worker_process_that_dies_stops_the_service_with_an_error(
             os.kill(workers[0], signal.SIGKILL)
             answer = await post(client, service.url("gitlab"), gitlab, gitlab_headers(gitlab))
             assert answer.status == 202
-
-            async def exited() -> bool:
-                return service.process is not None and service.process.poll() is not None
-
-            await wait_for(exited, 60, "the service to stop by itself")
+            await stopped_by_itself(service)
     finally:
         code = await service.stop()
     assert code == 1
