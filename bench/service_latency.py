@@ -192,6 +192,16 @@ def bound(seconds: float) -> str:
     return "over 5 s" if seconds == float("inf") else f"≤ {seconds * 1000:,.0f}"
 
 
+def filesystem_of(path: Path) -> str:
+    """`path`'s mount point and file system type (Linux /proc/mounts)."""
+    resolved, best = path.resolve(), ("/", "unknown")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, mount, kind, *_ = line.split()
+        if resolved.is_relative_to(mount) and len(mount) >= len(best[0]):
+            best = (mount, kind)
+    return f"{best[0]} ({best[1]})"
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of process `pid` and of its live children (the
     service's worker processes), from Linux /proc."""
@@ -375,10 +385,10 @@ def report(args: argparse.Namespace, results: Sequence[Result]) -> str:
                 if args.workers > 1
                 else "; one process"
             )
-            + ") with the shipped rule pack and one signed webhook sink (durable outbox, "
-            "group commit) to a receiver in the benchmark process that verifies each "
-            "signature; a fresh service for each rate; all on 127.0.0.1, the load generator "
-            "(`bench.http_load`, "
+            + ") with the shipped rule pack and one signed webhook sink (outbox with group "
+            f"commit, fsynced on {args.filesystem}) to a receiver in the benchmark process "
+            "that verifies each signature; a fresh service for each rate; all on 127.0.0.1, "
+            "the load generator (`bench.http_load`, "
             "its own process, bodies and signatures made before the load) and the receiver "
             "sharing the two cores with it; 1-minute load average at the start of each rate: "
             + ", ".join(f"{result.load:.2f}" for result in results),
@@ -427,10 +437,18 @@ def main() -> None:
         default=1,
         help="the service's `service.workers`: above 1, worker processes normalize and match",
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the service's outboxes and checkpoint go (default: the temporary "
+        "directory); the sink's latency includes this file system's fsync",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-service-") as directory:
+    with tempfile.TemporaryDirectory(prefix="bench-service-", dir=args.state_dir) as directory:
+        args.filesystem = filesystem_of(Path(directory))
         planned = plan(int(max(args.rate) * args.seconds), args.seed, Path(directory))
         for rate in args.rate:
             run = Path(directory) / f"rate-{rate:g}"
