@@ -250,7 +250,7 @@ class Service:
             self._adopt(compiled)
             return
         try:
-            workers = self._new_workers(compiled)
+            workers = await asyncio.to_thread(self._new_workers, compiled)  # spawning blocks
             await workers.started()
         except Exception:
             log.exception("rules not reloaded: workers with them did not start")

@@ -25,6 +25,7 @@ the end of its socket and exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -41,6 +42,7 @@ from detector.deadletter import DeadLetter
 from detector.normalize import NormalizeStage
 from detector.normalize.builtin import build_registry
 from detector.rules import RuleSources
+from detector.runtime.logs import configure_logging
 from detector.runtime.ruleset import RuleSet, compile_rule_set, freeze_heap
 from detector.sources.records import RawRecord
 
@@ -82,7 +84,8 @@ def _serve(
     # Signals for the service's process group (Ctrl-C, `kill -TERM -PGID`) are the
     # service's to act on: it finishes the tasks in flight, then closes the sockets.
     os.setpgrp()
-    with connection:
+    configure_logging(settings.service.log_level)  # the service's JSON lines, masked
+    with connection, contextlib.suppress(ConnectionError):  # the service is gone
         try:
             _install(settings, sources, keep_events)
         except Exception as exc:
@@ -123,14 +126,12 @@ def _send_frame(connection: socket.socket, payload: bytes) -> None:
 
 
 def _receive_frame(connection: socket.socket) -> bytes | None:
-    """The next frame, None at the end of the socket."""
+    """The next frame, None at the end of the socket (inside a frame too: the service
+    is gone)."""
     header = _receive_exactly(connection, _LENGTH.size)
     if header is None:
         return None
-    payload = _receive_exactly(connection, _LENGTH.unpack(header)[0])
-    if payload is None:
-        raise WorkerDiedError("the service's socket ended inside a frame")
-    return payload
+    return _receive_exactly(connection, _LENGTH.unpack(header)[0])
 
 
 def _receive_exactly(connection: socket.socket, size: int) -> bytes | None:
