@@ -72,7 +72,7 @@ from detector.rules import CompiledRule, LoadResult, load_rules
 from detector.rules.catalog import render_catalog
 from detector.rules.routing import RuleRouter
 from detector.rules.ruletests import run_tests, test_files
-from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError
+from detector.runtime.errors import PipelineFailedError, RulesNotLoadedError, WorkerStartError
 from detector.search.connection import search_errors
 from detector.search.export import TARGETS as EXPORT_TARGETS
 from detector.search.export import export as export_rules
@@ -1265,6 +1265,11 @@ def run(config: Path | None, kafka_bootstrap: str | None) -> None:
     if kafka_bootstrap is not None:
         kafka = settings.kafka.model_copy(update={"bootstrap": kafka_bootstrap})
         settings = settings.model_copy(update={"kafka": kafka})
+    if settings.kafka.bootstrap is not None and settings.service.workers > 1:
+        raise click.UsageError(
+            "service.workers applies to the embedded runtime; the Kafka runtime uses more "
+            "cores by running more workers (`detector run --kafka`)"
+        )
     try:
         if settings.kafka.bootstrap is not None:
             from detector.runtime.kafka.admin import KafkaSetupError
@@ -1283,6 +1288,7 @@ def run(config: Path | None, kafka_bootstrap: str | None) -> None:
         IntakeConfigError,
         PipelineFailedError,
         OutboxError,
+        WorkerStartError,
     ) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # the port is taken, a path cannot be written

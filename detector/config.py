@@ -145,7 +145,8 @@ class ServiceSettings(BaseModel):
         ge=1,
         description="Above 1: this many worker processes parse, normalize and match the "
         "records, and the service's own process serves the intake, correlates and alerts "
-        "(for rates one core cannot take).",
+        "(for rates one core cannot take). The embedded runtime only: the Kafka runtime "
+        "uses more cores by running more workers.",
     )
 
 

@@ -7,3 +7,11 @@ class RulesNotLoadedError(ValueError):
 
 class PipelineFailedError(RuntimeError):
     """The pipeline could not go on (not even dead-lettering a record): the service stopped."""
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process of the service could not start (the message says why)."""
+
+
+class WorkerDiedError(RuntimeError):
+    """A worker process of the service ended while the service still needed it."""

@@ -42,6 +42,7 @@ from detector.deadletter import DeadLetter
 from detector.normalize import NormalizeStage
 from detector.normalize.builtin import build_registry
 from detector.rules import RuleSources
+from detector.runtime.errors import WorkerDiedError, WorkerStartError
 from detector.runtime.logs import configure_logging
 from detector.runtime.ruleset import RuleSet, compile_rule_set, freeze_heap
 from detector.sources.records import RawRecord
@@ -63,14 +64,6 @@ _READY = b"ready"
 
 #: what a task gives back: the outcomes of each of its records, in order
 Outcomes = list[parallel.Results]
-
-
-class WorkerDiedError(RuntimeError):
-    """A worker process ended while the service still needed it."""
-
-
-class WorkerStartError(RuntimeError):
-    """A worker process could not start (the message says why)."""
 
 
 # -- in the worker -----------------------------------------------------------------------

@@ -201,3 +201,16 @@ def test_config_check_says_what_run_would_do_without_a_secret(tmp_path: Path) ->
         f"metrics: {service.metrics_url}",
     ]
     assert not [s for s in SERVICE_ENVIRON.values() if s in check.stdout + check.stderr]
+
+
+def test_service_workers_are_refused_with_the_kafka_runtime(tmp_path: Path) -> None:
+    config = service_config(tmp_path, [], ROUTES)
+    config["service"]["workers"] = 2
+    service = DetectorService(config, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "detector", "run", "--config", str(service.config_path),
+         "--kafka", "127.0.0.1:9"],
+        env=service.environ, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "service.workers applies to the embedded runtime" in result.stderr
