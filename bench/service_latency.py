@@ -255,6 +255,9 @@ async def measure(
     requests, ids = schedule(planned, rate, batched)
     plan_path, result_path = directory / "requests.pickle", directory / "sent.pickle"
     plan_path.write_bytes(pickle.dumps(requests))
+    # What this benchmark wrote (the generated mix, the plan: hundreds of MB) on disk
+    # before the load, not written back during it, slowing the outbox's syncs down.
+    os.sync()
     receiver = Receiver()
     await receiver.start()
     generic = {source: {"secret": {"env": "FORWARDER_WHSEC"}} for source in FORWARDED}

@@ -21,6 +21,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+#: an append's durability needs its data and the file's size, not its times
+_sync_data = getattr(os, "fdatasync", os.fsync)
+
 
 def fsync_directory(path: Path) -> None:
     """Make the entries of `path` (a new file, a rename) durable."""
@@ -92,8 +95,11 @@ class AppendLog:
         self._buffer.clear()
 
     def fsync(self) -> None:
-        """Make what was flushed durable; safe in another thread while the owner writes."""
-        os.fsync(self._fd)
+        """Make what was flushed durable; safe in another thread while the owner writes.
+        `fdatasync` where there is one: it writes the data and the size the lines need,
+        not the file's times, and on a journaling file system its tail is far shorter
+        (measured here: p99.9 1 ms against 139 ms for `fsync`, BENCHMARKS.md)."""
+        _sync_data(self._fd)
 
     def close(self) -> None:
         """Flush what is buffered (no fsync) and close."""
@@ -125,4 +131,4 @@ class AppendLog:
                 break
             end = start
         os.ftruncate(self._fd, keep)
-        os.fsync(self._fd)
+        _sync_data(self._fd)
