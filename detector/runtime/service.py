@@ -167,7 +167,10 @@ class Service:
                 exc_info=exc,
             )
         if self.workers is not None:
-            await asyncio.gather(self.workers.shutdown(), *self._retiring)
+            unused = [self._reloaded.result()[1]] if self._reloaded.done() else []
+            await asyncio.gather(
+                *(workers.shutdown() for workers in [self.workers, *unused]), *self._retiring
+            )
         await self.dispatcher.committed()  # the detections the checkpoint has made
         self._save_checkpoint()
         if self.responders is not None:
@@ -376,7 +379,11 @@ class Service:
                 taking = asyncio.ensure_future(self.queue.take_arrivals(TASK_RECORDS, TASK_BYTES))
             waiting: set[asyncio.Future[Any]] = {future for future, _ in islice(in_flight, 1)}
             waiting.update(f for f in (taking, reloaded) if f is not None and not f.done())
+            assert workers.failed is not None
+            waiting.add(workers.failed)
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if workers.failed.done():  # a worker died: no need to wait for a record to see it
+                workers.failed.result()
             if taking is not None and taking.done():
                 try:
                     batch = taking.result()

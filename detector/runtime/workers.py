@@ -165,6 +165,8 @@ class LiveWorkers:
     ) -> None:
         self.count = count
         self._failure: WorkerDiedError | None = None
+        #: fails with `WorkerDiedError` when a worker dies (set by `started`)
+        self.failed: asyncio.Future[None] | None = None
         self._stopping = False
         context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
@@ -188,6 +190,7 @@ class LiveWorkers:
     async def started(self) -> None:
         """Return once every worker has compiled its rules; `WorkerStartError` for one
         that could not (or not within `START_SECONDS`)."""
+        self.failed = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(START_SECONDS):
                 for worker in self._workers:
@@ -209,10 +212,14 @@ class LiveWorkers:
         """The outcomes of each of `records`, from the worker with the fewest tasks."""
         if self._failure is not None:
             raise self._failure
-        worker = min(self._workers, key=lambda w: len(w.waiting))
-        assert worker.writer is not None, "submit before started"
+        # a worker whose socket just ended is not given more while it is found dead
+        alive = [w for w in self._workers if w.writer is not None and not w.writer.is_closing()]
+        if not alive:
+            raise WorkerDiedError("every worker's socket is closed")
+        worker = min(alive, key=lambda w: len(w.waiting))
+        assert worker.writer is not None
         payload = pickle.dumps(list(records), pickle.HIGHEST_PROTOCOL)
-        worker.writer.write(_LENGTH.pack(len(payload)) + payload)
+        worker.writer.writelines((_LENGTH.pack(len(payload)), payload))
         answer: asyncio.Future[Outcomes] = asyncio.get_running_loop().create_future()
         worker.waiting.append(answer)
         return answer
@@ -255,6 +262,8 @@ class LiveWorkers:
 
     def _died(self, worker: _Worker, why: str) -> None:
         self._failure = WorkerDiedError(f"{worker.describe()} ended: {why}")
+        if self.failed is not None and not self.failed.done():
+            self.failed.set_exception(self._failure)
         for other in self._workers:
             while other.waiting:
                 answer = other.waiting.popleft()
