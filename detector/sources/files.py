@@ -31,8 +31,9 @@ _LINE_BLOCK = 1 << 20  # bytes of lines per block (each block is a worker's task
 _BUFFER = 1 << 20  # read-ahead used to sniff a file's layout
 _GZIP_MAGIC = b"\x1f\x8b"
 _WHITESPACE = b" \t\r\n"
-# Bytes that change the JSON scanner's state; everything else is skipped in bulk.
-_STRUCTURAL = re.compile(rb'["\\\[\]{},]')
+# Bytes that change the JSON scanner's state outside strings; everything else is skipped
+# in bulk (a backslash matters only inside a string: `_IN_STRING`).
+_STRUCTURAL = re.compile(rb'["\[\]{},]')
 
 Stream: TypeAlias = "io.BufferedReader[Any]"
 

@@ -102,6 +102,7 @@ def test_splitting_is_independent_of_chunk_boundaries(
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=300))
 @example(data=b"[}")  # a stray closer in an array
+@example(data=b"[\\")  # a backslash outside a string
 @example(data=b'{"a": 1}}{"b": 2}')
 def test_arbitrary_bytes_never_crash_and_lose_nothing(data: bytes) -> None:
     got = list(read_stream(io.BytesIO(data), "t"))
