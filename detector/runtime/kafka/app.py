@@ -112,8 +112,9 @@ class Worker:
         self.correlators: dict[int, tuple[PartitionCorrelator, bytes | None]] = {}
         #: raw partition -> (monotonic time of its last record, idle sent)
         self.activity: dict[TP, tuple[float, bool]] = {}
-        #: `detector.detections` partitions alerted from since they were assigned
-        self.alerting: set[int] = set()
+        #: `detector.detections` partitions alerted from since they were assigned, and the
+        #: offset of the last record taken from each
+        self.alerting: dict[int, int] = {}
         self.app.agent(self.raw_topic, name="normalize-and-match")(self.normalize_and_match)
         self.app.agent(self.hits_topic, name="correlate")(self.correlate)
         self.dispatchers = PartitionDispatchers(settings.sinks)
@@ -224,6 +225,8 @@ class Worker:
             for event in batch:
                 message = event.message
                 correlator = self._correlator(message.partition)
+                if correlator.offset >= 0:
+                    _note_gap("hits", message.partition, correlator.offset, message.offset)
                 decided = correlator.take(
                     message.offset, control_kind(message.headers), event.value
                 )
@@ -247,15 +250,18 @@ class Worker:
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
             for event in batch:
                 message = event.message
-                if control_kind(message.headers) is not None or event.value is None:
-                    continue
-                if message.partition not in self.alerting:
-                    self.alerting.add(message.partition)
+                last = self.alerting.get(message.partition)
+                if last is None:
                     log.info(
                         "alerts of detections partition %d: from offset %d",
                         message.partition,
                         message.offset,
                     )
+                else:
+                    _note_gap("detections", message.partition, last, message.offset)
+                self.alerting[message.partition] = message.offset
+                if control_kind(message.headers) is not None or event.value is None:
+                    continue
                 detection = Detection.model_validate_json(event.value)
                 dispatcher = await self.dispatchers.of(message.partition)
                 dispatcher.enqueue(detection)  # durable before the offset can be committed
@@ -269,7 +275,8 @@ class Worker:
         """Partitions of `detector.detections` moving elsewhere free their outboxes."""
         revoked: set[TP] = args[0]
         partitions = [tp.partition for tp in revoked if tp.topic == self.names.detections]
-        self.alerting.difference_update(partitions)
+        for partition in partitions:
+            self.alerting.pop(partition, None)
         await self.dispatchers.close(partitions)
 
     async def _shutdown(self, app: Any, *_: Any, **__: Any) -> None:
@@ -306,6 +313,19 @@ class Worker:
 def _batches(stream: faust.StreamT[bytes]) -> faust.Stream[bytes]:
     """The agent's stream, whose type declares `take` but not `take_events`."""
     return cast(faust.Stream[bytes], stream)
+
+
+def _note_gap(topic: str, partition: int, last: int, offset: int) -> None:
+    """Records skipped between two a stage took in turn: never seen by this stage (a
+    fault of the consumer's offsets), said loudly, for they are lost to it."""
+    if offset > last + 1:
+        log.warning(
+            "%s partition %d: records %d to %d were skipped (never delivered to this stage)",
+            topic,
+            partition,
+            last + 1,
+            offset - 1,
+        )
 
 
 def _state_key(partition: int) -> bytes:
