@@ -52,3 +52,19 @@ def record(report: str) -> None:
         )
     with RESULTS.open("a", encoding="utf-8") as handle:
         handle.write(f"\n{report}\n")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value at `fraction` of `values` sorted (the index rounded down)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def filesystem_of(path: Path) -> str:
+    """`path`'s mount point and file system type (Linux /proc/mounts)."""
+    resolved, best = path.resolve(), ("/", "unknown")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, mount, kind, *_ = line.split()
+        if resolved.is_relative_to(mount) and len(mount) >= len(best[0]):
+            best = (mount, kind)
+    return f"{best[0]} ({best[1]})"

@@ -18,8 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import command, machine, record
-from bench.service_latency import filesystem_of
+from bench.common import command, filesystem_of, machine, percentile, record
 
 #: one outbox line's size, about
 LINE = b"x" * 600 + b"\n"
@@ -48,20 +47,16 @@ def measure(directory: Path, appends: int) -> dict[str, list[float]]:
     return took
 
 
-def at(sorted_values: list[float], share: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * share))]
-
-
 def report(directory: Path, appends: int, took: dict[str, list[float]]) -> str:
     rows = [
         "| call | appends | p50 ms | p99 ms | p99.9 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, values in took.items():
-        ordered = sorted(values)
         rows.append(
-            f"| `{name}` | {appends:,} | {at(ordered, 0.5):.2f} | {at(ordered, 0.99):.2f} "
-            f"| {at(ordered, 0.999):.2f} | {ordered[-1]:.2f} |"
+            f"| `{name}` | {appends:,} | {percentile(values, 0.5):.2f} "
+            f"| {percentile(values, 0.99):.2f} | {percentile(values, 0.999):.2f} "
+            f"| {max(values):.2f} |"
         )
     now = datetime.now(UTC)
     return "\n".join(

@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from bench.common import ROOT, command, machine, record
+from bench.common import ROOT, command, machine, percentile, record
 from detector.config import load_settings
 from detector.deadletter import DeadLetterFile
 from detector.events import Event
@@ -117,11 +117,6 @@ def latencies(replay: KafkaReplay) -> list[float]:
         if sent is not None:
             result.append(arrived - sent)
     return result
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main() -> None:

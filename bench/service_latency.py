@@ -45,7 +45,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from bench.common import command, machine, record
+from bench.common import command, filesystem_of, machine, record
 from bench.generate import generate
 from bench.http_load import CONCURRENCY, Request, read_result
 from detector.config import SourcesSettings
@@ -190,16 +190,6 @@ def bucket_percentile(metrics: Metrics, histogram: str, share: float) -> float:
 def bound(seconds: float) -> str:
     """A histogram bucket's upper bound in ms, as a table shows it."""
     return "over 5 s" if seconds == float("inf") else f"≤ {seconds * 1000:,.0f}"
-
-
-def filesystem_of(path: Path) -> str:
-    """`path`'s mount point and file system type (Linux /proc/mounts)."""
-    resolved, best = path.resolve(), ("/", "unknown")
-    for line in Path("/proc/mounts").read_text().splitlines():
-        _, mount, kind, *_ = line.split()
-        if resolved.is_relative_to(mount) and len(mount) >= len(best[0]):
-            best = (mount, kind)
-    return f"{best[0]} ({best[1]})"
 
 
 def cpu_seconds(pid: int) -> float:
