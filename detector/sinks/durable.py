@@ -34,6 +34,18 @@ def fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
+def lock_exclusively(path: Path) -> IO[bytes] | None:
+    """`path` opened and exclusively locked (`flock`) until closed; None while another
+    open file holds the lock."""
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def _sync(handle: IO[bytes]) -> None:
     handle.flush()
     os.fsync(handle.fileno())

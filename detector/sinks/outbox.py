@@ -27,7 +27,6 @@ process out of the directory.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import itertools
 import logging
 import time
@@ -40,7 +39,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from detector.detections import Detection
-from detector.sinks.durable import AppendLog, fsync_directory, write_atomically
+from detector.sinks.durable import AppendLog, fsync_directory, lock_exclusively, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +90,9 @@ def _is_record(line: bytes) -> bool:
 
 
 def _lock(directory: Path) -> IO[bytes]:
-    handle = (directory / LOCK).open("ab")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise OutboxError(f"{directory}: the outbox is in use by another process") from None
+    handle = lock_exclusively(directory / LOCK)
+    if handle is None:
+        raise OutboxError(f"{directory}: the outbox is in use by another process")
     return handle
 
 

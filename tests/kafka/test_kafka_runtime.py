@@ -22,6 +22,7 @@ import orjson
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from jsonschema import Draft202012Validator
 
 from detector.runtime.kafka.control import control_kind
@@ -305,6 +306,51 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
     assert cluster.alerted(embedded) == embedded  # each once, none lost
 
 
+@pytest.mark.parametrize(
+    ("committed", "found_by"),
+    [(12, "given offset 12 while offset 5 was next"), (13, "offset 5 not given for")],
+    ids=["a later record shows it", "the last records: the watch finds them"],
+)
+def test_alerts_go_back_to_their_position_past_offsets_committed_too_far(
+    cluster: Cluster, embedded: list[bytes], committed: int, found_by: str
+) -> None:
+    """What a consumer that skipped records and died leaves: the group's offset of a
+    detections partition committed past detections no outbox has. The worker that gets
+    the partition goes back to the outboxes' position, and alerts them: when a record
+    past them comes, and when none does."""
+    topic = TopicPartition(f"{cluster.name}.detector.detections", 0)
+    detections = embedded[:13]  # at offsets 0 to 12
+    asyncio.run(create_topic(cluster.bootstrap, topic.topic))
+    asyncio.run(publish(cluster.bootstrap, topic.topic, detections, keyed=True))
+    position = cluster.directory / "outbox" / "partition-0"
+    position.mkdir(parents=True)
+    (position / "position").write_bytes(b'{"offset": 4}')  # 0 to 4 are in the outboxes
+    asyncio.run(commit(cluster.bootstrap, cluster.name, topic, committed))  # 5 to 11 lost
+    cluster.start_worker()
+    assert cluster.alerted(detections[5:]) == sorted(detections[5:])
+    assert f"{found_by}" in cluster.logs() and "reading again from 5" in cluster.logs()
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
+    """Commit `offset` for `group`, which has no members yet."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
+    finally:
+        await consumer.stop()
+
+
 def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Cluster) -> None:
     cluster.start_worker()
     good = (ROOT / "samples").glob("github/*.jsonl")
@@ -328,14 +374,20 @@ def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Clu
     assert orjson.loads(events[0])["event.source"] == "github"
 
 
-async def publish(bootstrap: str, topic: str, values: list[bytes]) -> None:
+async def publish(bootstrap: str, topic: str, values: list[bytes], *, keyed: bool = False) -> int:
+    """`values` to partition 0 of `topic` (keyed by their detection id with `keyed`);
+    the offset of the last."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
+    offset = -1
     try:
         for value in values:
-            await producer.send_and_wait(topic, value, partition=0)
+            key = orjson.loads(value)["id"].encode() if keyed else None
+            sent = await producer.send_and_wait(topic, value, key=key, partition=0)
+            offset = sent.offset
     finally:
         await producer.stop()
+    return offset
 
 
 async def wait_for_records(bootstrap: str, topic: str, count: int) -> list[bytes]:

@@ -8,6 +8,12 @@ so a detection Kafka delivers again (the worker died before committing) meets th
 outbox that already has its id, and is not sent twice. That holds when the outbox
 directory is shared by the workers (one machine, or a shared volume).
 
+Beside the outboxes, `partition-<n>/position` holds the last offset of the partition
+whose detections are in them, saved after each batch: a worker that gets the partition
+goes back there when the group's committed offset is past it (see `positions`). Its
+lock is the partition's: taken first, it is free once the previous holder's outboxes
+are.
+
 The responder is one per worker; its SQLite state (`responders.state`) makes each
 (detection, playbook, step) act once when the workers share it, the same way.
 
@@ -23,13 +29,15 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from detector.events import Event
 from detector.sinks.dispatcher import Dispatcher
 from detector.sinks.factory import build_dispatcher
-from detector.sinks.outbox import OutboxError
 from detector.sinks.settings import SinksSettings
+
+from .positions import PositionFile, PositionHeld, Positions
 
 log = logging.getLogger("detector.kafka")
 
@@ -58,37 +66,71 @@ def event_of(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) 
 
 
 class PartitionDispatchers:
-    """One sink dispatcher per `detector.detections` partition this worker has."""
+    """The alert stage's state of each `detector.detections` partition this worker has:
+    a sink dispatcher, and the stage's position (the last offset whose detections are in
+    the outboxes: on disk, `PositionFile`, and in `positions`)."""
 
-    def __init__(self, settings: SinksSettings) -> None:
+    def __init__(self, settings: SinksSettings, topic: str) -> None:
         self.settings = settings
-        self._dispatchers: dict[int, Dispatcher] = {}
+        self.topic = topic
+        self.positions = Positions()
+        self._dispatchers: dict[int, tuple[PositionFile, Dispatcher]] = {}
+        self._opening = asyncio.Lock()
 
     def directory(self, partition: int) -> SinksSettings:
         outbox = self.settings.outbox_dir / f"partition-{partition}"
         return self.settings.model_copy(update={"outbox_dir": outbox})
 
     async def of(self, partition: int) -> Dispatcher:
-        """The partition's dispatcher, started; waits while a worker that had the
-        partition still holds its outboxes."""
-        dispatcher = self._dispatchers.get(partition)
-        if dispatcher is not None:
-            return dispatcher
-        deadline = time.monotonic() + OUTBOX_WAIT
-        while True:
-            try:
-                dispatcher = build_dispatcher(self.directory(partition), CollectorRegistry())
-                break
-            except OutboxError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-        dispatcher.start()
-        self._dispatchers[partition] = dispatcher
+        """The partition's dispatcher, started, and its position read; waits while a
+        worker that had the partition still holds them."""
+        held = self._dispatchers.get(partition)
+        if held is not None:
+            return held[1]
+        async with self._opening:
+            held = self._dispatchers.get(partition)
+            if held is not None:
+                return held[1]
+            position, dispatcher = await self._open(partition)
+        self._dispatchers[partition] = (position, dispatcher)
+        self.positions.start(TP(self.topic, partition), position.next)
         return dispatcher
+
+    def took(self, tp: TP, offset: int) -> None:
+        self.positions.took(tp, offset)
+        self._dispatchers[tp.partition][0].took(offset)
+
+    def save_positions(self) -> None:
+        """Every partition's position on disk (after its detections are in the outboxes)."""
+        for position, _ in self._dispatchers.values():
+            position.save()
 
     async def close(self, partitions: Iterable[int] | None = None) -> None:
         """Stop the dispatchers of `partitions` (all without): their outboxes are free."""
         chosen = list(self._dispatchers) if partitions is None else list(partitions)
         stopping = [self._dispatchers.pop(p) for p in chosen if p in self._dispatchers]
-        await asyncio.gather(*(dispatcher.stop() for dispatcher in stopping))
+        await asyncio.gather(*(dispatcher.stop() for _, dispatcher in stopping))
+        for position, _ in stopping:
+            position.close()
+        for partition in chosen:
+            self.positions.start(TP(self.topic, partition), None)
+
+    async def _open(self, partition: int) -> tuple[PositionFile, Dispatcher]:
+        settings = self.directory(partition)
+        deadline = time.monotonic() + OUTBOX_WAIT
+        while True:
+            try:
+                position = PositionFile(settings.outbox_dir)
+                break
+            except PositionHeld:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        try:
+            dispatcher = build_dispatcher(settings, CollectorRegistry())
+        except BaseException:
+            position.close()
+            raise
+        dispatcher.start()
+        log.info("alerts of detections partition %d: position %d", partition, position.last)
+        return position, dispatcher

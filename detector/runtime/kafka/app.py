@@ -21,12 +21,15 @@ Delivery is at least once; the results are exactly once: every stage's output is
 function of its input, detection ids are deterministic, and each correlator skips what
 it has already taken (hits offsets and upstream positions are in its saved state), so a
 worker that dies and is replaced sends at most the same detections again. Readers
-deduplicate by id (`detector replay --kafka` does).
+deduplicate by id (`detector replay --kafka` does). No record is skipped: each stage
+keeps its own position in each partition and goes back when the consumer hands it
+records past it, or went past records it never handed over (`positions`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -47,6 +50,7 @@ from detector.sources.records import RawRecord
 
 from .alerts import PartitionDispatchers, event_headers, event_of
 from .control import END, IDLE, START, TICK, control_headers, control_kind, encode
+from .positions import Admission, FirstOffsets, PositionHeld, Positions, Rewinds
 from .stages import PartitionCorrelator, RawOutput, RawStage
 from .topics import STATE_TABLE, TopicNames, changelog_topic
 
@@ -54,6 +58,8 @@ log = logging.getLogger("detector.kafka")
 
 #: how long a stage waits to fill a batch (s)
 BATCH_WITHIN = 0.05
+#: how long a partition's stage may go without a record the partition holds (s)
+STALLED_AFTER = 10.0
 
 
 class Worker:
@@ -112,12 +118,14 @@ class Worker:
         self.correlators: dict[int, tuple[PartitionCorrelator, bytes | None]] = {}
         #: raw partition -> (monotonic time of its last record, idle sent)
         self.activity: dict[TP, tuple[float, bool]] = {}
-        #: `detector.detections` partitions alerted from since they were assigned, and the
-        #: offset of the last record taken from each
-        self.alerting: dict[int, int] = {}
+        #: the raw stage's and the correlator's positions (see `positions`; the alert
+        #: stage's are its dispatchers')
+        self.raw_positions = Positions()
+        self.hits_positions = Positions()
+        self.first_offsets = FirstOffsets(kafka.bootstrap)
         self.app.agent(self.raw_topic, name="normalize-and-match")(self.normalize_and_match)
         self.app.agent(self.hits_topic, name="correlate")(self.correlate)
-        self.dispatchers = PartitionDispatchers(settings.sinks)
+        self.dispatchers = PartitionDispatchers(settings.sinks, self.names.detections)
         self.responders: ResponderWorker | None = None
         if settings.responders.playbooks:
             responder = open_responder(settings.responders, publish=self._publish_action)
@@ -125,8 +133,10 @@ class Worker:
         self.app.agent(self.detections_topic, name="alert")(self.alert)
         # mode's handler type wants a bare function; bound coroutine methods work the same
         self.app.on_partitions_revoked.connect(self._revoked)  # type: ignore[arg-type]
+        self.app.on_partitions_assigned.connect(self._assigned)  # type: ignore[arg-type]
         self.app.on_before_shutdown.connect(self._shutdown)  # type: ignore[arg-type]
         self.app.timer(max(kafka.idle_after_seconds / 4, 0.5))(self.send_idle)
+        self.app.timer(STALLED_AFTER / 2)(self.watch_positions)
         self.batch = kafka.batch
         self.idle_after = kafka.idle_after_seconds
 
@@ -139,8 +149,17 @@ class Worker:
     async def _raw_batch(self, batch: Sequence[EventT[bytes]]) -> None:
         newest: dict[str, int] = {}
         now = time.monotonic()
+        rewinds = Rewinds("normalize-and-match", self.first_offsets)
+        taken: dict[TP, int] = {}
         for event in batch:
             message = event.message
+            expected = self._raw_expected(message.tp)
+            admission = await rewinds.admit(message.tp, expected, message.offset)
+            if admission is Admission.SKIPPED:
+                continue
+            if admission is Admission.TAKE:
+                self.raw_positions.took(message.tp, message.offset)
+                taken[message.tp] = message.offset
             upstream = f"{message.topic}:{message.partition}"
             self.activity[message.tp] = (now, False)
             kind = control_kind(message.headers)
@@ -167,6 +186,24 @@ class Worker:
         for upstream, moment in newest.items():
             await self._to_every_hits_partition(TICK, encode({"u": upstream, "t": moment}))
         await self.app.producer.flush()
+        for tp, offset in taken.items():  # after the output they stand for
+            self._save_raw_position(tp, offset)
+        await rewinds.seek(self.app.consumer)
+
+    def _raw_expected(self, tp: TP) -> int | None:
+        """The raw stage's position of `tp`, from the table when the worker just got it."""
+        expected = self.raw_positions.expected(tp)
+        if expected is None:
+            saved = self.table.data.get(_raw_key(tp))
+            if saved is not None:
+                expected = int(saved) + 1
+                self.raw_positions.start(tp, expected)
+        return expected
+
+    def _save_raw_position(self, tp: TP, offset: int) -> None:
+        key, value = _raw_key(tp), b"%d" % offset
+        self.table.data[key] = value
+        self.table.send_changelog(tp.partition, key, value)
 
     async def _send_raw_output(self, out: RawOutput) -> None:
         for letter in out.dead_letters:
@@ -222,11 +259,16 @@ class Worker:
     async def correlate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
             touched: set[int] = set()
+            rewinds = Rewinds("correlate", self.first_offsets)
             for event in batch:
                 message = event.message
                 correlator = self._correlator(message.partition)
-                if correlator.offset >= 0:
-                    _note_gap("hits", message.partition, correlator.offset, message.offset)
+                expected = self.hits_positions.expected(message.tp)
+                admission = await rewinds.admit(message.tp, expected, message.offset)
+                if admission is Admission.SKIPPED:
+                    continue
+                if admission is Admission.TAKE:
+                    self.hits_positions.took(message.tp, message.offset)
                 decided = correlator.take(
                     message.offset, control_kind(message.headers), event.value
                 )
@@ -241,6 +283,7 @@ class Worker:
             for partition in touched:
                 self._save(partition)
             await self.app.producer.flush()
+            await rewinds.seek(self.app.consumer)
 
     # -- alerts and responses --------------------------------------------------------------
 
@@ -248,25 +291,25 @@ class Worker:
         if self.responders is not None:
             self.responders.start()
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
+            rewinds = Rewinds("alert", self.first_offsets)
             for event in batch:
                 message = event.message
-                last = self.alerting.get(message.partition)
-                if last is None:
-                    log.info(
-                        "alerts of detections partition %d: from offset %d",
-                        message.partition,
-                        message.offset,
-                    )
-                else:
-                    _note_gap("detections", message.partition, last, message.offset)
-                self.alerting[message.partition] = message.offset
+                dispatcher = await self.dispatchers.of(message.partition)
+                expected = self.dispatchers.positions.expected(message.tp)
+                admission = await rewinds.admit(message.tp, expected, message.offset)
+                if admission is Admission.SKIPPED:
+                    continue
+                if admission is Admission.TAKE:
+                    self.dispatchers.took(message.tp, message.offset)
                 if control_kind(message.headers) is not None or event.value is None:
                     continue
                 detection = Detection.model_validate_json(event.value)
-                dispatcher = await self.dispatchers.of(message.partition)
-                dispatcher.enqueue(detection)  # durable before the offset can be committed
+                # durable before its position is saved; the outboxes know one taken before
+                dispatcher.enqueue(detection)
                 if self.responders is not None:
                     self.responders.submit(detection, event_of(message.headers))
+            self.dispatchers.save_positions()
+            await rewinds.seek(self.app.consumer)
 
     def _publish_action(self, record: ActionRecord, line: bytes) -> None:
         self.actions_topic.send_soon(key=record.detection_id.encode(), value=line)
@@ -275,17 +318,52 @@ class Worker:
         """Partitions of `detector.detections` moving elsewhere free their outboxes."""
         revoked: set[TP] = args[0]
         partitions = [tp.partition for tp in revoked if tp.topic == self.names.detections]
-        for partition in partitions:
-            self.alerting.pop(partition, None)
         await self.dispatchers.close(partitions)
+
+    async def _assigned(self, app: Any, *args: Any, **_: Any) -> None:
+        """Raw partitions kept through a rebalance keep their positions; the others come
+        from the table when next needed (`_raw_expected`), the correlator's and the
+        alerts' from their saved state (`_correlator`, `PartitionDispatchers.of`)."""
+        assigned: set[TP] = args[0]
+        self.raw_positions.keep_only(assigned)
+
+    async def watch_positions(self) -> None:
+        """Partitions whose stage has been given nothing for `STALLED_AFTER` seconds though
+        they hold records from the offset it expects: the consumer went past their last
+        records (which no later record would show), so they are read again from there.
+        The saved positions of partitions just given to this worker are read first."""
+        if self.app.rebalancing or self.app.in_recovery:
+            return
+        assignment = self.app.consumer.assignment()
+        for tp in assignment:
+            if tp.topic == self.names.detections:
+                with contextlib.suppress(PositionHeld):  # the stage will say it, if it lasts
+                    await self.dispatchers.of(tp.partition)
+            elif tp.topic == self.names.hits:
+                self._correlator(tp.partition)
+            elif tp.topic in self.raw_names:
+                self._raw_expected(tp)
+        stages = (
+            ("normalize-and-match", self.raw_positions),
+            ("correlate", self.hits_positions),
+            ("alert", self.dispatchers.positions),
+        )
+        for stage, positions in stages:
+            rewinds = Rewinds(stage, self.first_offsets)
+            for tp, expected in positions.stalled(STALLED_AFTER):
+                if tp in assignment:
+                    await rewinds.stalled(tp, expected, STALLED_AFTER)
+            await rewinds.seek(self.app.consumer)
 
     async def _shutdown(self, app: Any, *_: Any, **__: Any) -> None:
         if self.responders is not None:
             await self.responders.stop()
         await self.dispatchers.close()
+        await self.first_offsets.close()
 
     def _correlator(self, partition: int) -> PartitionCorrelator:
-        """The partition's correlator, from the table when another worker had it since."""
+        """The partition's correlator, from the table when another worker had it since
+        (and the position of the state it starts from)."""
         saved = self.table.data.get(_state_key(partition))
         cached = self.correlators.get(partition)
         if cached is not None and cached[1] == saved:
@@ -298,6 +376,8 @@ class Worker:
             partition,
             "new" if saved is None else f"restored at offset {correlator.offset}",
         )
+        tp = TP(self.names.hits, partition)
+        self.hits_positions.start(tp, correlator.offset + 1 if correlator.offset >= 0 else None)
         self.correlators[partition] = (correlator, saved)
         return correlator
 
@@ -315,21 +395,15 @@ def _batches(stream: faust.StreamT[bytes]) -> faust.Stream[bytes]:
     return cast(faust.Stream[bytes], stream)
 
 
-def _note_gap(topic: str, partition: int, last: int, offset: int) -> None:
-    """Records skipped between two a stage took in turn: never seen by this stage (a
-    fault of the consumer's offsets), said loudly, for they are lost to it."""
-    if offset > last + 1:
-        log.warning(
-            "%s partition %d: records %d to %d were skipped (never delivered to this stage)",
-            topic,
-            partition,
-            last + 1,
-            offset - 1,
-        )
-
-
 def _state_key(partition: int) -> bytes:
     return b"hits-%d" % partition
+
+
+def _raw_key(tp: TP) -> bytes:
+    """The raw stage's position of `tp` in the table: in the changelog partition of the
+    same number, which the group gives to the worker that has `tp` (all topics have the
+    same partition count, so Faust assigns them together)."""
+    return f"raw:{tp.topic}:{tp.partition}".encode()
 
 
 def _run_of(value: bytes | None) -> str:
