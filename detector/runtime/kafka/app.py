@@ -50,7 +50,7 @@ from detector.sources.records import RawRecord
 
 from .alerts import PartitionDispatchers, event_headers, event_of
 from .control import END, IDLE, START, TICK, control_headers, control_kind, encode
-from .positions import Admission, FirstOffsets, PositionHeld, Positions, Rewinds
+from .positions import Admission, PartitionProbe, PositionHeld, Positions, Rewinds
 from .stages import PartitionCorrelator, RawOutput, RawStage
 from .topics import STATE_TABLE, TopicNames, changelog_topic
 
@@ -122,7 +122,7 @@ class Worker:
         #: stage's are its dispatchers')
         self.raw_positions = Positions()
         self.hits_positions = Positions()
-        self.first_offsets = FirstOffsets(kafka.bootstrap)
+        self.probe = PartitionProbe(kafka.bootstrap, kafka.app_id)
         self.app.agent(self.raw_topic, name="normalize-and-match")(self.normalize_and_match)
         self.app.agent(self.hits_topic, name="correlate")(self.correlate)
         self.dispatchers = PartitionDispatchers(settings.sinks, self.names.detections)
@@ -149,11 +149,11 @@ class Worker:
     async def _raw_batch(self, batch: Sequence[EventT[bytes]]) -> None:
         newest: dict[str, int] = {}
         now = time.monotonic()
-        rewinds = Rewinds("normalize-and-match", self.first_offsets)
+        rewinds = Rewinds("normalize-and-match", self.probe)
         taken: dict[TP, int] = {}
         for event in batch:
             message = event.message
-            expected = self._raw_expected(message.tp)
+            expected = await self._expected(message.tp)
             admission = await rewinds.admit(message.tp, expected, message.offset)
             if admission is Admission.SKIPPED:
                 continue
@@ -190,14 +190,26 @@ class Worker:
             self._save_raw_position(tp, offset)
         await rewinds.seek(self.app.consumer)
 
-    def _raw_expected(self, tp: TP) -> int | None:
-        """The raw stage's position of `tp`, from the table when the worker just got it."""
-        expected = self.raw_positions.expected(tp)
+    async def _expected(self, tp: TP) -> int:
+        """The offset the stage reading `tp` expects next: as far as it has taken, else
+        from its saved state (a partition just given to this worker), else where the
+        group starts in it."""
+        if tp.topic == self.names.detections:
+            await self.dispatchers.of(tp.partition)  # reads the saved position
+            positions = self.dispatchers.positions
+        elif tp.topic == self.names.hits:
+            self._correlator(tp.partition)  # reads the saved position
+            positions = self.hits_positions
+        else:
+            positions = self.raw_positions
+            if positions.expected(tp) is None:
+                saved = self.table.data.get(_raw_key(tp))
+                if saved is not None:
+                    positions.start(tp, int(saved) + 1)
+        expected = positions.expected(tp)
         if expected is None:
-            saved = self.table.data.get(_raw_key(tp))
-            if saved is not None:
-                expected = int(saved) + 1
-                self.raw_positions.start(tp, expected)
+            expected = await self.probe.start_of(tp)
+            positions.start(tp, expected)
         return expected
 
     def _save_raw_position(self, tp: TP, offset: int) -> None:
@@ -259,11 +271,11 @@ class Worker:
     async def correlate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
             touched: set[int] = set()
-            rewinds = Rewinds("correlate", self.first_offsets)
+            rewinds = Rewinds("correlate", self.probe)
             for event in batch:
                 message = event.message
                 correlator = self._correlator(message.partition)
-                expected = self.hits_positions.expected(message.tp)
+                expected = await self._expected(message.tp)
                 admission = await rewinds.admit(message.tp, expected, message.offset)
                 if admission is Admission.SKIPPED:
                     continue
@@ -291,11 +303,11 @@ class Worker:
         if self.responders is not None:
             self.responders.start()
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
-            rewinds = Rewinds("alert", self.first_offsets)
+            rewinds = Rewinds("alert", self.probe)
             for event in batch:
                 message = event.message
                 dispatcher = await self.dispatchers.of(message.partition)
-                expected = self.dispatchers.positions.expected(message.tp)
+                expected = await self._expected(message.tp)
                 admission = await rewinds.admit(message.tp, expected, message.offset)
                 if admission is Admission.SKIPPED:
                     continue
@@ -322,8 +334,7 @@ class Worker:
 
     async def _assigned(self, app: Any, *args: Any, **_: Any) -> None:
         """Raw partitions kept through a rebalance keep their positions; the others come
-        from the table when next needed (`_raw_expected`), the correlator's and the
-        alerts' from their saved state (`_correlator`, `PartitionDispatchers.of`)."""
+        from the stages' saved state when next needed (`_expected`)."""
         assigned: set[TP] = args[0]
         self.raw_positions.keep_only(assigned)
 
@@ -335,21 +346,18 @@ class Worker:
         if self.app.rebalancing or self.app.in_recovery:
             return
         assignment = self.app.consumer.assignment()
+        consumed = {*self.raw_names, self.names.hits, self.names.detections}
         for tp in assignment:
-            if tp.topic == self.names.detections:
+            if tp.topic in consumed:
                 with contextlib.suppress(PositionHeld):  # the stage will say it, if it lasts
-                    await self.dispatchers.of(tp.partition)
-            elif tp.topic == self.names.hits:
-                self._correlator(tp.partition)
-            elif tp.topic in self.raw_names:
-                self._raw_expected(tp)
+                    await self._expected(tp)
         stages = (
             ("normalize-and-match", self.raw_positions),
             ("correlate", self.hits_positions),
             ("alert", self.dispatchers.positions),
         )
         for stage, positions in stages:
-            rewinds = Rewinds(stage, self.first_offsets)
+            rewinds = Rewinds(stage, self.probe)
             for tp, expected in positions.stalled(STALLED_AFTER):
                 if tp in assignment:
                     await rewinds.stalled(tp, expected, STALLED_AFTER)
@@ -359,7 +367,7 @@ class Worker:
         if self.responders is not None:
             await self.responders.stop()
         await self.dispatchers.close()
-        await self.first_offsets.close()
+        await self.probe.close()
 
     def _correlator(self, partition: int) -> PartitionCorrelator:
         """The partition's correlator, from the table when another worker had it since

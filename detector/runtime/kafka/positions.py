@@ -15,7 +15,7 @@ So each stage keeps the next offset it expects from each partition:
   saved position's word: one that outlived its topic must not drop what a new topic
   holds;
 - a record past it is taken when the partition holds nothing between (a gap of its
-  own: transaction markers, compaction, retention; `FirstOffsets` asks the broker);
+  own: transaction markers, compaction, retention; `PartitionProbe` asks the broker);
   otherwise the consumer skipped records: the record is dropped, and the stage seeks
   the partition back to the offset it expects, again on each such batch until that
   offset comes (records fetched before the seek may still be in the buffers);
@@ -26,7 +26,8 @@ So each stage keeps the next offset it expects from each partition:
 Positions are saved with the stage's output, so that a worker that takes over a
 partition whose offset was committed too far goes back too: the raw stage's and the
 correlator's in the table (changelog) after each batch, the alerts' beside the
-outboxes (`PositionFile`).
+outboxes (`PositionFile`). A partition without one starts where the group's committed
+offset was when the stage first needed it, not at the first record it is handed.
 """
 
 from __future__ import annotations
@@ -108,13 +109,15 @@ class Positions:
             del self._next[tp]
 
 
-class FirstOffsets:
-    """What a partition holds, asked of the broker by a consumer of its own (no group):
-    it tells a gap the partition really has (transaction markers, compaction, retention)
-    from records the stage was not given."""
+class PartitionProbe:
+    """What the broker says of a partition, asked by a consumer of its own, which never
+    joins the workers' group: where the group starts in it, and which records it holds
+    (a gap it really has, from transaction markers, compaction or retention, is not
+    records the stage was not given)."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, group: str) -> None:
         self.bootstrap = bootstrap
+        self.group = group
         self._consumer: AIOKafkaConsumer | None = None
         #: partitions found to hold no record from an offset to their end: (from, end)
         self._quiet: dict[TP, tuple[int, int]] = {}
@@ -131,6 +134,16 @@ class FirstOffsets:
         )
         records = batch.get(partition, [])
         return records[0].offset if records else None
+
+    async def start_of(self, tp: TP) -> int:
+        """Where the group starts reading `tp`: its committed offset, else (none yet)
+        the partition's first offset, as the consumer's `earliest` reset does."""
+        consumer = await self._started()
+        partition = TopicPartition(tp.topic, tp.partition)
+        committed = await consumer.committed(partition)
+        if committed is not None:
+            return int(committed)
+        return int((await consumer.beginning_offsets([partition]))[partition])
 
     async def held_from(self, tp: TP, offset: int) -> int | None:
         """The first record `tp` holds at or after `offset`, None when it holds none to
@@ -155,6 +168,7 @@ class FirstOffsets:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap,
+                group_id=self.group,  # to read its offsets; assigning, it never joins
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
             )
@@ -167,9 +181,9 @@ class Rewinds:
     """Partitions to seek back, each to the offset its stage expects: noted while a
     batch is admitted, or by the watch over stalled partitions."""
 
-    def __init__(self, stage: str, first_offsets: FirstOffsets) -> None:
+    def __init__(self, stage: str, probe: PartitionProbe) -> None:
         self.stage = stage
-        self.first_offsets = first_offsets
+        self.probe = probe
         self._to: dict[TP, tuple[int, str]] = {}
 
     async def admit(self, tp: TP, expected: int | None, offset: int) -> Admission:
@@ -181,7 +195,7 @@ class Rewinds:
         assert expected is not None
         if tp in self._to:
             return admission
-        first = await self.first_offsets.at_or_after(tp, expected)
+        first = await self.probe.at_or_after(tp, expected)
         if first is not None and first >= offset:
             return Admission.TAKE  # nothing between: a gap of the partition itself
         self._to[tp] = (expected, f"given offset {offset} while offset {expected} was next")
@@ -190,7 +204,7 @@ class Rewinds:
     async def stalled(self, tp: TP, expected: int, after: float) -> None:
         """The stage has not been given `expected` for `after` seconds: note the
         partition when it holds a record there or later (the consumer went past it)."""
-        first = await self.first_offsets.held_from(tp, expected)
+        first = await self.probe.held_from(tp, expected)
         if first is not None:
             self._to[tp] = (expected, f"offset {first} not given for {after:g} s")
 
