@@ -292,6 +292,11 @@ class Worker:
                 await self._send_detections(decided.detections)
                 if decided.finished_run is not None:
                     await self._end_marker(f"hits:{message.partition}", decided.finished_run)
+            # The state says its detections were sent: it goes out only once they are,
+            # or a worker dying between the two would leave its successor a state with
+            # no detection left to send. It is out before the batch's offsets are
+            # committed; were it not, the hits would be read again from its offset.
+            await self.app.producer.flush()
             for partition in touched:
                 self._save(partition)
             await self.app.producer.flush()
