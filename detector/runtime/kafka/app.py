@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import faust
-from faust.types import TP, EventT
+from faust.types import TP, EventT, Message
 
 from detector.config import Settings
 from detector.detections import Detection
@@ -153,12 +153,10 @@ class Worker:
         taken: dict[TP, int] = {}
         for event in batch:
             message = event.message
-            expected = await self._expected(message.tp)
-            admission = await rewinds.admit(message.tp, expected, message.offset)
+            admission = await self._admit(rewinds, message)
             if admission is Admission.SKIPPED:
                 continue
             if admission is Admission.TAKE:
-                self.raw_positions.took(message.tp, message.offset)
                 taken[message.tp] = message.offset
             upstream = f"{message.topic}:{message.partition}"
             self.activity[message.tp] = (now, False)
@@ -189,6 +187,20 @@ class Worker:
         for tp, offset in taken.items():  # after the output they stand for
             self._save_raw_position(tp, offset)
         await rewinds.seek(self.app.consumer)
+
+    async def _admit(self, rewinds: Rewinds, message: Message) -> Admission:
+        """`Rewinds.admit` of a record against its stage's position, which a record
+        taken moves on."""
+        tp, offset = message.tp, message.offset
+        admission = await rewinds.admit(tp, await self._expected(tp), offset)
+        if admission is Admission.TAKE:
+            if tp.topic == self.names.detections:
+                self.dispatchers.took(tp, offset)
+            elif tp.topic == self.names.hits:
+                self.hits_positions.took(tp, offset)
+            else:
+                self.raw_positions.took(tp, offset)
+        return admission
 
     async def _expected(self, tp: TP) -> int:
         """The offset the stage reading `tp` expects next: as far as it has taken, else
@@ -275,12 +287,8 @@ class Worker:
             for event in batch:
                 message = event.message
                 correlator = self._correlator(message.partition)
-                expected = await self._expected(message.tp)
-                admission = await rewinds.admit(message.tp, expected, message.offset)
-                if admission is Admission.SKIPPED:
+                if await self._admit(rewinds, message) is Admission.SKIPPED:
                     continue
-                if admission is Admission.TAKE:
-                    self.hits_positions.took(message.tp, message.offset)
                 decided = correlator.take(
                     message.offset, control_kind(message.headers), event.value
                 )
@@ -312,12 +320,8 @@ class Worker:
             for event in batch:
                 message = event.message
                 dispatcher = await self.dispatchers.of(message.partition)
-                expected = await self._expected(message.tp)
-                admission = await rewinds.admit(message.tp, expected, message.offset)
-                if admission is Admission.SKIPPED:
+                if await self._admit(rewinds, message) is Admission.SKIPPED:
                     continue
-                if admission is Admission.TAKE:
-                    self.dispatchers.took(message.tp, message.offset)
                 if control_kind(message.headers) is not None or event.value is None:
                     continue
                 detection = Detection.model_validate_json(event.value)
