@@ -97,6 +97,7 @@ class Cluster:
             [sys.executable, "-m", "detector", "run", "--config", str(self.config),
              "--kafka", self.bootstrap],
             cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # a killed worker's log is whole
         )  # fmt: skip
         self.workers.append(worker)
         return worker
@@ -326,7 +327,7 @@ def test_alerts_go_back_to_their_position_past_offsets_committed_too_far(
     asyncio.run(publish(cluster.bootstrap, topic.topic, detections, keyed=True))
     position = cluster.directory / "outbox" / "partition-0"
     position.mkdir(parents=True)
-    (position / "position").write_bytes(b'{"offset": 4}')  # 0 to 4 are in the outboxes
+    (position / "position").write_bytes(b'{"next": 5}')  # 0 to 4 are in the outboxes
     asyncio.run(commit(cluster.bootstrap, cluster.name, topic, committed))  # 5 to 11 lost
     cluster.start_worker()
     assert cluster.alerted(detections[5:]) == sorted(detections[5:])

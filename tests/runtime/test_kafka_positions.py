@@ -161,15 +161,18 @@ def test_a_partition_is_stalled_once_per_period_without_records() -> None:
 
 def test_the_position_file_survives_and_is_held_by_one(tmp_path: Path) -> None:
     position = PositionFile(tmp_path / "partition-0")
-    assert position.last == -1 and position.next is None
+    assert position.next is None
+    position.took(-1)  # a start at offset 0, before any record
+    position.save()
+    assert (tmp_path / "partition-0" / "position").read_bytes() == b'{"next":0}\n'
     position.took(41)
-    position.took(7)  # never back: a stale record does not move it
+    position.took(7)  # never back: a record handed over again does not move it
     position.save()
     with pytest.raises(PositionHeld):
         PositionFile(tmp_path / "partition-0")
     position.close()
     again = PositionFile(tmp_path / "partition-0")
-    assert again.last == 41 and again.next == 42
+    assert again.next == 42
     again.close()
 
 
@@ -179,7 +182,7 @@ def test_a_damaged_position_file_is_a_clear_error_and_frees_its_lock(tmp_path: P
     (directory / "position").write_bytes(b"{not json")
     with pytest.raises(ValueError, match="not a position"):
         PositionFile(directory)
-    (directory / "position").write_bytes(b'{"offset": 5}')
+    (directory / "position").write_bytes(b'{"next": 5}')
     reopened = PositionFile(directory)
-    assert reopened.last == 5
+    assert reopened.next == 5
     reopened.close()

@@ -8,8 +8,8 @@ so a detection Kafka delivers again (the worker died before committing) meets th
 outbox that already has its id, and is not sent twice. That holds when the outbox
 directory is shared by the workers (one machine, or a shared volume).
 
-Beside the outboxes, `partition-<n>/position` holds the last offset of the partition
-whose detections are in them, saved after each batch: a worker that gets the partition
+Beside the outboxes, `partition-<n>/position` holds the offset of the partition after
+the last whose detection is in them, saved after each batch: a worker that gets the partition
 goes back there when the group's committed offset is past it (see `positions`). Its
 lock is the partition's: taken first, it is free once the previous holder's outboxes
 are.
@@ -67,8 +67,8 @@ def event_of(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) 
 
 class PartitionDispatchers:
     """The alert stage's state of each `detector.detections` partition this worker has:
-    a sink dispatcher, and the stage's position (the last offset whose detections are in
-    the outboxes: on disk, `PositionFile`, and in `positions`)."""
+    a sink dispatcher, and the stage's position (the offset after the last whose
+    detection is in the outboxes: on disk, `PositionFile`, and in `positions`)."""
 
     def __init__(self, settings: SinksSettings, topic: str) -> None:
         self.settings = settings
@@ -99,6 +99,13 @@ class PartitionDispatchers:
     def took(self, tp: TP, offset: int) -> None:
         self.positions.took(tp, offset)
         self._dispatchers[tp.partition][0].took(offset)
+
+    def begin(self, tp: TP, offset: int) -> None:
+        """Start an open partition without a saved position at `offset`, saved now."""
+        self.positions.start(tp, offset)
+        position = self._dispatchers[tp.partition][0]
+        position.took(offset - 1)
+        position.save()
 
     def save_positions(self) -> None:
         """Every partition's position on disk (after its detections are in the outboxes)."""
@@ -132,5 +139,5 @@ class PartitionDispatchers:
             position.close()
             raise
         dispatcher.start()
-        log.info("alerts of detections partition %d: position %d", partition, position.last)
+        log.info("alerts of detections partition %d: next offset %s", partition, position.next)
         return position, dispatcher

@@ -150,14 +150,14 @@ class Worker:
         newest: dict[str, int] = {}
         now = time.monotonic()
         rewinds = Rewinds("normalize-and-match", self.probe)
-        taken: dict[TP, int] = {}
+        taken: set[TP] = set()
         for event in batch:
             message = event.message
             admission = await self._admit(rewinds, message)
             if admission is Admission.SKIPPED:
                 continue
             if admission is Admission.TAKE:
-                taken[message.tp] = message.offset
+                taken.add(message.tp)
             upstream = f"{message.topic}:{message.partition}"
             self.activity[message.tp] = (now, False)
             kind = control_kind(message.headers)
@@ -184,8 +184,8 @@ class Worker:
         for upstream, moment in newest.items():
             await self._to_every_hits_partition(TICK, encode({"u": upstream, "t": moment}))
         await self.app.producer.flush()
-        for tp, offset in taken.items():  # after the output they stand for
-            self._save_raw_position(tp, offset)
+        for tp in taken:  # after the output they stand for
+            self._save_position(self.raw_positions, tp)
         await rewinds.seek(self.app.consumer)
 
     async def _admit(self, rewinds: Rewinds, message: Message) -> Admission:
@@ -209,23 +209,25 @@ class Worker:
         if tp.topic == self.names.detections:
             await self.dispatchers.of(tp.partition)  # reads the saved position
             positions = self.dispatchers.positions
-        elif tp.topic == self.names.hits:
-            self._correlator(tp.partition)  # reads the saved position
-            positions = self.hits_positions
         else:
-            positions = self.raw_positions
+            positions = self.hits_positions if tp.topic == self.names.hits else self.raw_positions
             if positions.expected(tp) is None:
-                saved = self.table.data.get(_raw_key(tp))
+                saved = self.table.data.get(_position_key(tp))
                 if saved is not None:
-                    positions.start(tp, int(saved) + 1)
+                    positions.start(tp, int(saved))
         expected = positions.expected(tp)
         if expected is None:
             expected = await self.probe.start_of(tp)
-            positions.start(tp, expected)
+            if tp.topic == self.names.detections:
+                self.dispatchers.begin(tp, expected)
+            else:
+                positions.start(tp, expected)
+                self._save_position(positions, tp)
         return expected
 
-    def _save_raw_position(self, tp: TP, offset: int) -> None:
-        key, value = _raw_key(tp), b"%d" % offset
+    def _save_position(self, positions: Positions, tp: TP) -> None:
+        """`tp`'s position to the table, in the changelog partition of its number."""
+        key, value = _position_key(tp), b"%d" % cast(int, positions.expected(tp))
         self.table.data[key] = value
         self.table.send_changelog(tp.partition, key, value)
 
@@ -282,7 +284,7 @@ class Worker:
 
     async def correlate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
-            touched: set[int] = set()
+            touched: set[TP] = set()
             rewinds = Rewinds("correlate", self.probe)
             for event in batch:
                 message = event.message
@@ -292,7 +294,7 @@ class Worker:
                 decided = correlator.take(
                     message.offset, control_kind(message.headers), event.value
                 )
-                touched.add(message.partition)
+                touched.add(message.tp)
                 for letter in decided.dead_letters:
                     await self.deadletter_topic.send(
                         key=letter.origin.encode(), value=letter.to_json()
@@ -305,8 +307,9 @@ class Worker:
             # no detection left to send. It is out before the batch's offsets are
             # committed; were it not, the hits would be read again from its offset.
             await self.app.producer.flush()
-            for partition in touched:
-                self._save(partition)
+            for tp in touched:  # the state, then the position it stands for
+                self._save(tp.partition)
+                self._save_position(self.hits_positions, tp)
             await self.app.producer.flush()
             await rewinds.seek(self.app.consumer)
 
@@ -342,10 +345,11 @@ class Worker:
         await self.dispatchers.close(partitions)
 
     async def _assigned(self, app: Any, *args: Any, **_: Any) -> None:
-        """Raw partitions kept through a rebalance keep their positions; the others come
-        from the stages' saved state when next needed (`_expected`)."""
+        """Raw and hits partitions kept through a rebalance keep their positions; the
+        others come from the stages' saved state when next needed (`_expected`)."""
         assigned: set[TP] = args[0]
         self.raw_positions.keep_only(assigned)
+        self.hits_positions.keep_only(assigned)
 
     async def watch_positions(self) -> None:
         """Partitions whose stage has been given nothing for `STALLED_AFTER` seconds though
@@ -379,8 +383,7 @@ class Worker:
         await self.probe.close()
 
     def _correlator(self, partition: int) -> PartitionCorrelator:
-        """The partition's correlator, from the table when another worker had it since
-        (and the position of the state it starts from)."""
+        """The partition's correlator, from the table when another worker had it since."""
         saved = self.table.data.get(_state_key(partition))
         cached = self.correlators.get(partition)
         if cached is not None and cached[1] == saved:
@@ -393,8 +396,6 @@ class Worker:
             partition,
             "new" if saved is None else f"restored at offset {correlator.offset}",
         )
-        tp = TP(self.names.hits, partition)
-        self.hits_positions.start(tp, correlator.offset + 1 if correlator.offset >= 0 else None)
         self.correlators[partition] = (correlator, saved)
         return correlator
 
@@ -416,11 +417,11 @@ def _state_key(partition: int) -> bytes:
     return b"hits-%d" % partition
 
 
-def _raw_key(tp: TP) -> bytes:
-    """The raw stage's position of `tp` in the table: in the changelog partition of the
-    same number, which the group gives to the worker that has `tp` (all topics have the
-    same partition count, so Faust assigns them together)."""
-    return f"raw:{tp.topic}:{tp.partition}".encode()
+def _position_key(tp: TP) -> bytes:
+    """A stage's position of `tp` in the table: in the changelog partition of the same
+    number, which the group gives to the worker that has `tp` (all topics have the same
+    partition count, so Faust assigns them together)."""
+    return f"position:{tp.topic}:{tp.partition}".encode()
 
 
 def _run_of(value: bytes | None) -> str:

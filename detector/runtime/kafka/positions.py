@@ -27,7 +27,10 @@ Positions are saved with the stage's output, so that a worker that takes over a
 partition whose offset was committed too far goes back too: the raw stage's and the
 correlator's in the table (changelog) after each batch, the alerts' beside the
 outboxes (`PositionFile`). A partition without one starts where the group's committed
-offset was when the stage first needed it, not at the first record it is handed.
+offset is when the stage first needs it (not at the first record it is handed), and
+that start is saved at once: the consumer commits nothing of a partition before its
+stage has seen a record of it, so a successor never finds it committed further than a
+saved position.
 """
 
 from __future__ import annotations
@@ -142,8 +145,11 @@ class PartitionProbe:
         partition = TopicPartition(tp.topic, tp.partition)
         committed = await consumer.committed(partition)
         if committed is not None:
+            log.info("%s partition %d: the group's committed offset %d", *tp, committed)
             return int(committed)
-        return int((await consumer.beginning_offsets([partition]))[partition])
+        first = int((await consumer.beginning_offsets([partition]))[partition])
+        log.info("%s partition %d: nothing committed; its first offset %d", *tp, first)
+        return first
 
     async def held_from(self, tp: TP, offset: int) -> int | None:
         """The first record `tp` holds at or after `offset`, None when it holds none to
@@ -224,7 +230,7 @@ class Rewinds:
 
 
 class PositionFile:
-    """The last offset of a partition a stage has taken, in `directory/position`, durable
+    """The next offset of a partition a stage expects, in `directory/position`, durable
     and atomic; a lock keeps a second process from writing it (held until `close`)."""
 
     def __init__(self, directory: Path) -> None:
@@ -235,33 +241,29 @@ class PositionFile:
             raise PositionHeld(f"{directory}: the position is held by another process")
         self._lock: IO[bytes] = lock
         try:
-            self.last = self._read()
+            self.next: int | None = self._read()
         except BaseException:
             lock.close()
             raise
-        self._saved = self.last
-
-    @property
-    def next(self) -> int | None:
-        """The offset expected next, None before the first."""
-        return None if self.last < 0 else self.last + 1
+        self._saved = self.next
 
     def took(self, offset: int) -> None:
-        self.last = max(self.last, offset)
+        """Never back: a record handed over again does not move it."""
+        self.next = offset + 1 if self.next is None else max(self.next, offset + 1)
 
     def save(self) -> None:
-        """Make `last` durable (after the output of the records up to it is)."""
-        if self.last != self._saved:
-            write_atomically(self.path, [orjson.dumps({"offset": self.last})])
-            self._saved = self.last
+        """Make `next` durable (after the output of the records before it is)."""
+        if self.next != self._saved and self.next is not None:
+            write_atomically(self.path, [orjson.dumps({"next": self.next})])
+            self._saved = self.next
 
     def close(self) -> None:
         self._lock.close()
 
-    def _read(self) -> int:
+    def _read(self) -> int | None:
         try:
-            return int(orjson.loads(self.path.read_bytes())["offset"])
+            return int(orjson.loads(self.path.read_bytes())["next"])
         except FileNotFoundError:
-            return -1
+            return None
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{self.path}: not a position ({error})") from None
