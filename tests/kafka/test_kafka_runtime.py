@@ -311,7 +311,10 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
 
 @pytest.mark.parametrize(
     ("committed", "found_by"),
-    [(12, "given offset 12 while offset 5 was next"), (13, "offset 5 not given for")],
+    [
+        (12, "given offset 12 while offset 5 was next; took the 7 records between"),
+        (13, "offset 5 not given for 10 s; reading again from 5"),
+    ],
     ids=["a later record shows it", "the last records: the watch finds them"],
 )
 def test_alerts_go_back_to_their_position_past_offsets_committed_too_far(
@@ -331,7 +334,7 @@ def test_alerts_go_back_to_their_position_past_offsets_committed_too_far(
     asyncio.run(commit(cluster.bootstrap, cluster.name, topic, committed))  # 5 to 11 lost
     cluster.start_worker()
     assert cluster.alerted(detections[5:]) == sorted(detections[5:])
-    assert f"{found_by}" in cluster.logs() and "reading again from 5" in cluster.logs()
+    assert found_by in cluster.logs()
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:

@@ -1,54 +1,61 @@
-"""A stage's own positions: whatever a consumer skips, repeats or hands over late, the
-stage takes every record of the partition once, in order; a gap the partition really
-has is not waited on; the alerts' position survives the process and is held by one."""
+"""A stage's own positions: whatever a consumer skips or hands over again, the stage
+takes every record of the partition once, in order; a gap the partition really has
+costs one read; the alerts' position survives the process and is held by one."""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
+from aiokafka import ConsumerRecord
 from faust.types import TP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.runtime.kafka.positions import (
     Admission,
+    FetchedMessage,
     PositionFile,
     PositionHeld,
     Positions,
-    Rewinds,
     admit,
+    admitted,
 )
 
 PARTITION = TP("t.audit.raw.github", 0)
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """A record as the consumer hands it over."""
+
+    message: FetchedMessage
+    value: bytes = b"{}"
+
+
 class Partition:
-    """A partition's offsets (some absent: transaction markers, compaction) and a
-    consumer of it that can skip records, go back, and deliver what it fetched before
-    a seek after it."""
+    """A partition's offsets (some absent: transaction markers, compaction), as the
+    broker holds them: what the probe reads."""
 
     def __init__(self, offsets: list[int]) -> None:
         self.offsets = offsets
-        self.fetch_at = 0  # index in `offsets`
-        self.fetched: deque[int] = deque()
-        self.probes = 0
+        self.reads = 0
 
-    async def at_or_after(self, tp: TP, offset: int) -> int | None:
-        self.probes += 1
-        index = bisect.bisect_left(self.offsets, offset)
-        return self.offsets[index] if index < len(self.offsets) else None
+    async def between(self, tp: TP, start: int, end: int) -> AsyncIterator[ConsumerRecord]:
+        self.reads += 1
+        for offset in self.offsets[bisect.bisect_left(self.offsets, start) :]:
+            if offset >= end:
+                return
+            yield ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, None, b"{}", None, 0, 2, [])
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.fetch_at = bisect.bisect_left(self.offsets, offset)  # `fetched` stays: stale
 
-    def fetch(self, count: int) -> None:
-        chunk = self.offsets[self.fetch_at : self.fetch_at + count]
-        self.fetch_at += len(chunk)
-        self.fetched.extend(chunk)
+def delivered(offset: int) -> Delivered:
+    return Delivered(FetchedMessage(PARTITION.topic, PARTITION.partition, offset, []))
 
 
 faults = st.lists(
@@ -67,46 +74,57 @@ faults = st.lists(
     faults=faults,
     batch=st.integers(1, 50),
 )
-def test_every_record_is_taken_once_in_order_whatever_the_consumer_does(
+def test_every_record_is_taken_once_in_order_whatever_the_consumer_skips(
     present: list[bool], faults: list[tuple[str, int] | None], batch: int
 ) -> None:
+    """A consumer that skips records and hands others over again; the stage takes
+    every record the partition holds once, in order (a record at or before the last
+    it took is a redelivery it knows)."""
     offsets = [offset for offset, there in enumerate(present) if there]
     partition = Partition(offsets)
     positions = Positions()
-    taken: list[int] = []
+    positions.start(PARTITION, 0)  # a saved position
+    first_time: list[int] = []
+
+    async def expected(tp: TP) -> int:
+        return cast(int, positions.expected(tp))
 
     async def run() -> None:
-        pending = iter(faults)
-        for _ in range(10_000):
+        at, pending = 0, iter(faults)
+        while at < len(offsets):
             fault = next(pending, None)
             if fault is not None and fault[0] == "skip":
-                # never delivered; the last record comes, as later ones would (a skip at
-                # the very end shows with the next record)
-                partition.fetch_at = min(partition.fetch_at + fault[1], len(offsets) - 1)
+                # never handed over; the last record comes, as later ones would (a skip
+                # at the very end shows with the next record, or the stalled watch)
+                at = min(at + fault[1], len(offsets) - 1)
             elif fault is not None and fault[0] == "back":
-                partition.fetch_at = max(0, partition.fetch_at - fault[1])
-            partition.fetch(batch)
-            if not partition.fetched and positions.expected(PARTITION) == _end(offsets):
-                return
-            if not partition.fetched:
-                continue
-            rewinds = Rewinds("test", partition)  # type: ignore[arg-type]
-            for _ in range(min(batch, len(partition.fetched))):
-                offset = partition.fetched.popleft()
-                expected = positions.expected(PARTITION)
-                if await rewinds.admit(PARTITION, expected, offset) is Admission.TAKE:
-                    positions.took(PARTITION, offset)
-                    taken.append(offset)
-            await rewinds.seek(partition)  # type: ignore[arg-type]
-        raise AssertionError(f"not at the end after 10,000 batches: took {taken}")
+                at = max(0, at - fault[1])
+            chunk = [delivered(offset) for offset in offsets[at : at + batch]]
+            at += len(chunk)
+            async for event in admitted(chunk, expected, positions.took, partition, "test"):  # type: ignore[arg-type]
+                offset = event.message.offset
+                if not first_time or offset > first_time[-1]:
+                    first_time.append(offset)
 
-    positions.took(PARTITION, -1)  # the stage starts at 0 (a saved position)
     asyncio.run(run())
-    assert taken == offsets
+    assert first_time == offsets
 
 
-def _end(offsets: list[int]) -> int:
-    return offsets[-1] + 1 if offsets else 0
+def test_a_gap_the_partition_has_costs_one_read_and_takes_nothing_more() -> None:
+    partition = Partition([0, 1, 2, 4, 5])  # 3: a transaction marker
+    positions = Positions()
+    positions.start(PARTITION, 3)
+
+    async def expected(tp: TP) -> int:
+        return cast(int, positions.expected(tp))
+
+    async def run() -> list[int]:
+        got = admitted([delivered(4)], expected, positions.took, partition, "test")  # type: ignore[arg-type]
+        return [event.message.offset async for event in got]
+
+    assert asyncio.run(run()) == [4]
+    assert partition.reads == 1
+    assert positions.expected(PARTITION) == 5
 
 
 def test_admission() -> None:
@@ -114,21 +132,6 @@ def test_admission() -> None:
     assert admit(17, 17) is Admission.TAKE
     assert admit(17, 3) is Admission.TAKEN
     assert admit(17, 18) is Admission.SKIPPED
-
-
-def test_a_gap_the_partition_has_costs_one_question_and_no_seek() -> None:
-    partition = Partition([0, 1, 2, 4, 5])  # 3: a transaction marker
-    rewinds = Rewinds("test", partition)  # type: ignore[arg-type]
-
-    async def run() -> Admission:
-        admission = await rewinds.admit(PARTITION, 3, 4)
-        await rewinds.seek(partition)  # type: ignore[arg-type]
-        return admission
-
-    partition.fetch_at = 4
-    assert asyncio.run(run()) is Admission.TAKE
-    assert partition.probes == 1
-    assert partition.fetch_at == 4
 
 
 def test_only_partitions_kept_through_a_rebalance_keep_their_positions() -> None:

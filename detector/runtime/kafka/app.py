@@ -32,11 +32,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
 
 import faust
-from faust.types import TP, EventT, Message
+from faust.types import TP, EventT
 
 from detector.config import Settings
 from detector.detections import Detection
@@ -50,7 +50,14 @@ from detector.sources.records import RawRecord
 
 from .alerts import PartitionDispatchers, event_headers, event_of
 from .control import END, IDLE, START, TICK, control_headers, control_kind, encode
-from .positions import Admission, PartitionProbe, PositionHeld, Positions, Rewinds
+from .positions import (
+    PartitionProbe,
+    PositionHeld,
+    Positions,
+    Rewinds,
+    Taken,
+    admitted,
+)
 from .stages import PartitionCorrelator, RawOutput, RawStage
 from .topics import STATE_TABLE, TopicNames, changelog_topic
 
@@ -149,15 +156,8 @@ class Worker:
     async def _raw_batch(self, batch: Sequence[EventT[bytes]]) -> None:
         newest: dict[str, int] = {}
         now = time.monotonic()
-        rewinds = Rewinds("normalize-and-match", self.probe)
-        taken: set[TP] = set()
-        for event in batch:
+        async for event in self._admitted(batch, "normalize-and-match"):
             message = event.message
-            admission = await self._admit(rewinds, message)
-            if admission is Admission.SKIPPED:
-                continue
-            if admission is Admission.TAKE:
-                taken.add(message.tp)
             upstream = f"{message.topic}:{message.partition}"
             self.activity[message.tp] = (now, False)
             kind = control_kind(message.headers)
@@ -184,23 +184,20 @@ class Worker:
         for upstream, moment in newest.items():
             await self._to_every_hits_partition(TICK, encode({"u": upstream, "t": moment}))
         await self.app.producer.flush()
-        for tp in taken:  # after the output they stand for
+        for tp in {event.message.tp for event in batch}:  # after the output they stand for
             self._save_position(self.raw_positions, tp)
-        await rewinds.seek(self.app.consumer)
 
-    async def _admit(self, rewinds: Rewinds, message: Message) -> Admission:
-        """`Rewinds.admit` of a record against its stage's position, which a record
-        taken moves on."""
-        tp, offset = message.tp, message.offset
-        admission = await rewinds.admit(tp, await self._expected(tp), offset)
-        if admission is Admission.TAKE:
-            if tp.topic == self.names.detections:
-                self.dispatchers.took(tp, offset)
-            elif tp.topic == self.names.hits:
-                self.hits_positions.took(tp, offset)
-            else:
-                self.raw_positions.took(tp, offset)
-        return admission
+    def _admitted(self, batch: Sequence[EventT[bytes]], stage: str) -> AsyncIterator[Taken]:
+        """The batch's records for `stage`, admitted against its positions (`admitted`)."""
+        return admitted(batch, self._expected, self._took, self.probe, stage)
+
+    def _took(self, tp: TP, offset: int) -> None:
+        if tp.topic == self.names.detections:
+            self.dispatchers.took(tp, offset)
+        elif tp.topic == self.names.hits:
+            self.hits_positions.took(tp, offset)
+        else:
+            self.raw_positions.took(tp, offset)
 
     async def _expected(self, tp: TP) -> int:
         """The offset the stage reading `tp` expects next: as far as it has taken, else
@@ -285,12 +282,9 @@ class Worker:
     async def correlate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
             touched: set[TP] = set()
-            rewinds = Rewinds("correlate", self.probe)
-            for event in batch:
+            async for event in self._admitted(batch, "correlate"):
                 message = event.message
                 correlator = self._correlator(message.partition)
-                if await self._admit(rewinds, message) is Admission.SKIPPED:
-                    continue
                 decided = correlator.take(
                     message.offset, control_kind(message.headers), event.value
                 )
@@ -311,7 +305,6 @@ class Worker:
                 self._save(tp.partition)
                 self._save_position(self.hits_positions, tp)
             await self.app.producer.flush()
-            await rewinds.seek(self.app.consumer)
 
     # -- alerts and responses --------------------------------------------------------------
 
@@ -319,13 +312,10 @@ class Worker:
         if self.responders is not None:
             self.responders.start()
         async for batch in _batches(stream).take_events(self.batch, within=BATCH_WITHIN):
-            rewinds = Rewinds("alert", self.probe)
-            for event in batch:
+            async for event in self._admitted(batch, "alert"):
                 message = event.message
                 dispatcher = await self.dispatchers.of(message.partition)
-                if await self._admit(rewinds, message) is Admission.SKIPPED:
-                    continue
-                if control_kind(message.headers) is not None or event.value is None:
+                if control_kind(message.headers) is not None or not event.value:
                     continue
                 detection = Detection.model_validate_json(event.value)
                 # durable before its position is saved; the outboxes know one taken before
@@ -333,7 +323,6 @@ class Worker:
                 if self.responders is not None:
                     self.responders.submit(detection, event_of(message.headers))
             self.dispatchers.save_positions()
-            await rewinds.seek(self.app.consumer)
 
     def _publish_action(self, record: ActionRecord, line: bytes) -> None:
         self.actions_topic.send_soon(key=record.detection_id.encode(), value=line)
@@ -373,8 +362,8 @@ class Worker:
             rewinds = Rewinds(stage, self.probe)
             for tp, expected in positions.stalled(STALLED_AFTER):
                 if tp in assignment:
-                    await rewinds.stalled(tp, expected, STALLED_AFTER)
-            await rewinds.seek(self.app.consumer)
+                    await rewinds.stalled(tp, expected)
+            await rewinds.seek(self.app.consumer, STALLED_AFTER)
 
     async def _shutdown(self, app: Any, *_: Any, **__: Any) -> None:
         if self.responders is not None:

@@ -14,11 +14,11 @@ So each stage keeps the next offset it expects from each partition:
   own offset, the alerts hand it to outboxes that know it. Nothing is dropped on a
   saved position's word: one that outlived its topic must not drop what a new topic
   holds;
-- a record past it is taken when the partition holds nothing between (a gap of its
-  own: transaction markers, compaction, retention; `PartitionProbe` asks the broker);
-  otherwise the consumer skipped records: the record is dropped, and the stage seeks
-  the partition back to the offset it expects, again on each such batch until that
-  offset comes (records fetched before the seek may still be in the buffers);
+- a record past it means records between were not handed over, or the partition has
+  none there (transaction markers, compaction, retention): the stage reads whatever
+  the partition holds between from the broker (`PartitionProbe.between`) and takes
+  those records first, in order. It does not seek back: Faust would drop the records
+  read again as older than those it had fetched before the seek, and commit past them;
 - a partition whose stage has been given nothing for a while though the partition
   holds records from the offset it expects is read again from there (`stalled`): the
   consumer went past its last records, and no later record would show it.
@@ -35,16 +35,18 @@ saved position.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import TP, ConsumerT
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faust.types import TP, ConsumerT, Message
 
 from detector.sinks.durable import lock_exclusively, write_atomically
 
@@ -54,6 +56,8 @@ POSITION = "position"
 POSITION_LOCK = "position.lock"
 #: how long the broker may take to say where a partition's next record is (s)
 PROBE_TIMEOUT = 10.0
+#: records read from the broker at a time, filling a stage's gap
+PROBE_CHUNK = 500
 
 
 class PositionHeld(RuntimeError):
@@ -114,61 +118,78 @@ class Positions:
 
 class PartitionProbe:
     """What the broker says of a partition, asked by a consumer of its own, which never
-    joins the workers' group: where the group starts in it, and which records it holds
+    joins the workers' group: where the group starts in it, and the records it holds
     (a gap it really has, from transaction markers, compaction or retention, is not
-    records the stage was not given)."""
+    records the stage was not given). One question at a time: the stages and the watch
+    share it."""
 
     def __init__(self, bootstrap: str, group: str) -> None:
         self.bootstrap = bootstrap
         self.group = group
         self._consumer: AIOKafkaConsumer | None = None
+        self._turn = asyncio.Lock()
         #: partitions found to hold no record from an offset to their end: (from, end)
         self._quiet: dict[TP, tuple[int, int]] = {}
-
-    async def at_or_after(self, tp: TP, offset: int) -> int | None:
-        """The first offset at or after `offset` that `tp` holds; None when the broker
-        sends nothing within `PROBE_TIMEOUT`."""
-        consumer = await self._started()
-        partition = TopicPartition(tp.topic, tp.partition)
-        consumer.assign([partition])
-        consumer.seek(partition, offset)
-        batch = await consumer.getmany(
-            partition, timeout_ms=int(PROBE_TIMEOUT * 1000), max_records=1
-        )
-        records = batch.get(partition, [])
-        return records[0].offset if records else None
 
     async def start_of(self, tp: TP) -> int:
         """Where the group starts reading `tp`: its committed offset, else (none yet)
         the partition's first offset, as the consumer's `earliest` reset does."""
-        consumer = await self._started()
-        partition = TopicPartition(tp.topic, tp.partition)
-        committed = await consumer.committed(partition)
-        if committed is not None:
-            log.info("%s partition %d: the group's committed offset %d", *tp, committed)
-            return int(committed)
-        first = int((await consumer.beginning_offsets([partition]))[partition])
+        async with self._turn:
+            consumer = await self._started()
+            partition = TopicPartition(tp.topic, tp.partition)
+            committed = await consumer.committed(partition)
+            if committed is not None:
+                log.info("%s partition %d: the group's committed offset %d", *tp, committed)
+                return int(committed)
+            first = int((await consumer.beginning_offsets([partition]))[partition])
         log.info("%s partition %d: nothing committed; its first offset %d", *tp, first)
         return first
+
+    async def between(self, tp: TP, start: int, end: int) -> AsyncIterator[ConsumerRecord]:
+        """The records `tp` holds from `start` up to `end` (excluded), in order, read in
+        chunks of at most `PROBE_CHUNK`. A broker that sends nothing for
+        `PROBE_TIMEOUT` while records are due is an error."""
+        while start < end:
+            chunk = await self._read(tp, start, PROBE_CHUNK)
+            if not chunk:
+                where = f"{tp.topic} partition {tp.partition}"
+                raise KafkaProbeError(f"{where}: the broker sent no record from {start}")
+            for record in chunk:
+                if record.offset >= end:
+                    return
+                yield record
+            start = chunk[-1].offset + 1
 
     async def held_from(self, tp: TP, offset: int) -> int | None:
         """The first record `tp` holds at or after `offset`, None when it holds none to
         its end (an answer kept while the end stays where it is)."""
-        consumer = await self._started()
-        partition = TopicPartition(tp.topic, tp.partition)
-        end = (await consumer.end_offsets([partition]))[partition]
+        async with self._turn:
+            consumer = await self._started()
+            partition = TopicPartition(tp.topic, tp.partition)
+            end = (await consumer.end_offsets([partition]))[partition]
         if end <= offset or self._quiet.get(tp) == (offset, end):
             return None
-        first = await self.at_or_after(tp, offset)
-        if first is None or first >= end:
+        first = await self._read(tp, offset, 1)
+        if not first or first[0].offset >= end:
             self._quiet[tp] = (offset, end)
             return None
-        return first
+        return int(first[0].offset)
 
     async def close(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+
+    async def _read(self, tp: TP, start: int, count: int) -> list[ConsumerRecord]:
+        async with self._turn:
+            consumer = await self._started()
+            partition = TopicPartition(tp.topic, tp.partition)
+            consumer.assign([partition])
+            consumer.seek(partition, start)
+            batch = await consumer.getmany(
+                partition, timeout_ms=int(PROBE_TIMEOUT * 1000), max_records=count
+            )
+        return list(batch.get(partition, []))
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -183,46 +204,111 @@ class PartitionProbe:
         return self._consumer
 
 
+@dataclass(frozen=True, slots=True)
+class FetchedMessage:
+    """A record the probe read, with what a stage reads of a Faust message."""
+
+    topic: str
+    partition: int
+    offset: int
+    headers: Sequence[tuple[str, bytes]]
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedEvent:
+    """A record the probe read, shaped like the Faust events a stage takes."""
+
+    message: FetchedMessage
+    value: bytes  # empty for a null value, as Faust's raw serializer gives it
+
+    @classmethod
+    def of(cls, record: ConsumerRecord) -> FetchedEvent:
+        headers = [(str(name), bytes(value)) for name, value in record.headers or ()]
+        message = FetchedMessage(record.topic, record.partition, record.offset, headers)
+        return cls(message, record.value or b"")
+
+
+class Taken(Protocol):
+    """What a stage reads of a record: a Faust event, or one the probe read."""
+
+    @property
+    def message(self) -> FetchedMessage | Message: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+
+async def admitted(
+    batch: Iterable[Taken],
+    expected: Callable[[TP], Awaitable[int]],
+    took: Callable[[TP, int], None],
+    probe: PartitionProbe,
+    stage: str,
+) -> AsyncIterator[Taken]:
+    """`batch`'s records, each admitted against the position `expected` gives for its
+    partition, which `took` moves on; where records were not handed over, those the
+    partition holds between are read from the broker and come first. Records handed
+    over again come too: each stage knows what it has taken."""
+    for event in batch:
+        tp, offset = event.message.tp, event.message.offset
+        next_offset = await expected(tp)
+        admission = admit(next_offset, offset)
+        if admission is Admission.SKIPPED:
+            filled = 0
+            async for record in probe.between(tp, next_offset, offset):
+                took(tp, record.offset)
+                filled += 1
+                yield FetchedEvent.of(record)
+            if filled:
+                log.warning(
+                    "%s: %s partition %d: given offset %d while offset %d was next; "
+                    "took the %d records between from the broker",
+                    stage,
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                    next_offset,
+                    filled,
+                )
+        if admission is not Admission.TAKEN:
+            took(tp, offset)
+        yield event
+
+
+class KafkaProbeError(RuntimeError):
+    """The broker did not send records a partition holds."""
+
+
 class Rewinds:
-    """Partitions to seek back, each to the offset its stage expects: noted while a
-    batch is admitted, or by the watch over stalled partitions."""
+    """Partitions whose stage has been given nothing for a while though they hold
+    records from the offset it expects, to seek back there."""
 
     def __init__(self, stage: str, probe: PartitionProbe) -> None:
         self.stage = stage
         self.probe = probe
-        self._to: dict[TP, tuple[int, str]] = {}
+        self._to: dict[TP, tuple[int, int]] = {}
 
-    async def admit(self, tp: TP, expected: int | None, offset: int) -> Admission:
-        """`admit`; a record past `expected` is taken when the partition holds nothing
-        between, else the partition is noted to seek back."""
-        admission = admit(expected, offset)
-        if admission is not Admission.SKIPPED:
-            return admission
-        assert expected is not None
-        if tp in self._to:
-            return admission
-        first = await self.probe.at_or_after(tp, expected)
-        if first is not None and first >= offset:
-            return Admission.TAKE  # nothing between: a gap of the partition itself
-        self._to[tp] = (expected, f"given offset {offset} while offset {expected} was next")
-        return admission
-
-    async def stalled(self, tp: TP, expected: int, after: float) -> None:
-        """The stage has not been given `expected` for `after` seconds: note the
-        partition when it holds a record there or later (the consumer went past it)."""
+    async def stalled(self, tp: TP, expected: int) -> None:
+        """Note `tp` when it holds a record at or after `expected`."""
         first = await self.probe.held_from(tp, expected)
         if first is not None:
-            self._to[tp] = (expected, f"offset {first} not given for {after:g} s")
+            self._to[tp] = (expected, first)
 
-    async def seek(self, consumer: ConsumerT) -> None:
-        """Seek every partition noted back, and start afresh."""
-        for tp, (expected, why) in self._to.items():
+    async def seek(self, consumer: ConsumerT, after: float) -> None:
+        """Seek every partition noted back (nothing of them flows: no record fetched
+        before the seek can come after it)."""
+        for tp, (expected, first) in self._to.items():
             log.warning(
-                "%s: %s partition %d: %s; reading again from %d",
+                "%s: %s partition %d: offset %d not given for %g s; reading again from %d",
                 self.stage,
                 tp.topic,
                 tp.partition,
-                why,
+                first,
+                after,
                 expected,
             )
             await consumer.seek(tp, expected)
