@@ -285,11 +285,6 @@ def check_the_feed(cluster: Cluster, expected: int) -> None:
         assert detection["schema_version"] == "1.0"
 
 
-@pytest.mark.xfail(
-    reason="known problem (README, the Kafka runtime): records are still lost now and then "
-    "after a worker is killed; the test runs, and passes most times",
-    strict=False,
-)
 def test_a_worker_killed_mid_stream_changes_no_detection(
     cluster: Cluster, embedded: list[bytes]
 ) -> None:

@@ -2,26 +2,26 @@
 
 Faust commits a partition's offset once every record before it is acknowledged, and it
 counts a jump between two offsets it reads in turn as acknowledged (meant for compacted
-and transactional topics). Around a rebalance it has handed a stage records 20 or more
+and transactional topics). Around a rebalance it has handed a stage records 16 to 105
 past the last one the stage took: the records between were never delivered, their
 offsets were committed, and a worker that trusts the commit loses them.
 
 So each stage keeps the next offset it expects from each partition:
 
 - a record at that offset is taken, and the position moves on;
-- a record before it is a redelivery, handled as before positions: the raw stage
-  processes it again (downstream stages deduplicate), the correlator skips it by its
-  own offset, the alerts hand it to outboxes that know it. Nothing is dropped on a
-  saved position's word: one that outlived its topic must not drop what a new topic
-  holds;
+- a record before it is a redelivery, which the stage knows: the raw stage processes
+  it again (downstream stages deduplicate), the correlator skips it by its own offset,
+  the alerts hand it to outboxes that know it. Nothing is dropped on a saved
+  position's word: one that outlived its topic must not drop what a new topic holds;
 - a record past it means records between were not handed over, or the partition has
   none there (transaction markers, compaction, retention): the stage reads whatever
   the partition holds between from the broker (`PartitionProbe.between`) and takes
   those records first, in order. It does not seek back: Faust would drop the records
   read again as older than those it had fetched before the seek, and commit past them;
 - a partition whose stage has been given nothing for a while though the partition
-  holds records from the offset it expects is read again from there (`stalled`): the
-  consumer went past its last records, and no later record would show it.
+  holds records from the offset it expects is sought back there (`Rewinds`): the
+  consumer went past its last records, and no later record would show it; nothing of
+  it flows, so no record fetched before the seek can come after it.
 
 Positions are saved with the stage's output, so that a worker that takes over a
 partition whose offset was committed too far goes back too: the raw stage's and the
