@@ -160,6 +160,10 @@ def test_a_partition_is_stalled_once_per_period_without_records() -> None:
     positions.start(other, None)
     now[0] += 10
     assert positions.stalled(10) == [(PARTITION, 10)]
+    now[0] += 10
+    positions.took(PARTITION, 3)  # handed over again: not stalled, and never back
+    assert positions.stalled(10) == []
+    assert positions.expected(PARTITION) == 10
 
 
 def test_the_position_file_survives_and_is_held_by_one(tmp_path: Path) -> None:

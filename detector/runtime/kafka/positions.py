@@ -90,7 +90,10 @@ class Positions:
         return None if entry is None else entry[0]
 
     def took(self, tp: TP, offset: int) -> None:
-        self._next[tp] = (offset + 1, self.clock())
+        """A record at `offset` was handed over: the position moves past it, never back
+        (one handed over again only says the partition is not stalled)."""
+        entry = self._next.get(tp)
+        self._next[tp] = (offset + 1 if entry is None else max(entry[0], offset + 1), self.clock())
 
     def start(self, tp: TP, expected: int | None) -> None:
         """The stage's saved position of a partition it was given (None: none saved)."""
@@ -274,8 +277,7 @@ async def admitted(
                     next_offset,
                     filled,
                 )
-        if admission is not Admission.TAKEN:
-            took(tp, offset)
+        took(tp, offset)
         yield event
 
 
