@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP, EventT
 
 from detector.config import Settings
@@ -51,6 +52,7 @@ from detector.sources.records import RawRecord
 from .alerts import PartitionDispatchers, event_headers, event_of
 from .control import END, IDLE, START, TICK, control_headers, control_kind, encode
 from .positions import (
+    KafkaProbeError,
     PartitionProbe,
     PositionHeld,
     Positions,
@@ -347,6 +349,12 @@ class Worker:
         The saved positions of partitions just given to this worker are read first."""
         if self.app.rebalancing or self.app.in_recovery:
             return
+        try:
+            await self._watch_positions()
+        except (KafkaError, KafkaProbeError) as error:  # the next round tries again
+            log.warning("watching the stages' positions: %s", error)
+
+    async def _watch_positions(self) -> None:
         assignment = self.app.consumer.assignment()
         consumed = {*self.raw_names, self.names.hits, self.names.detections}
         for tp in assignment:
