@@ -168,18 +168,19 @@ def test_a_partition_is_stalled_once_per_period_without_records() -> None:
 
 def test_the_position_file_survives_and_is_held_by_one(tmp_path: Path) -> None:
     position = PositionFile(tmp_path / "partition-0")
-    assert position.next is None
-    position.took(-1)  # a start at offset 0, before any record
-    position.save()
+    assert position.saved is None
+    positions = Positions()
+    positions.start(PARTITION, 0)  # a start at offset 0, before any record
+    position.save(cast(int, positions.expected(PARTITION)))
     assert (tmp_path / "partition-0" / "position").read_bytes() == b'{"next":0}\n'
-    position.took(41)
-    position.took(7)  # never back: a record handed over again does not move it
-    position.save()
+    positions.took(PARTITION, 41)
+    positions.took(PARTITION, 7)  # never back: a record handed over again does not move it
+    position.save(cast(int, positions.expected(PARTITION)))
     with pytest.raises(PositionHeld):
         PositionFile(tmp_path / "partition-0")
     position.close()
     again = PositionFile(tmp_path / "partition-0")
-    assert again.next == 42
+    assert again.saved == 42
     again.close()
 
 
@@ -191,5 +192,5 @@ def test_a_damaged_position_file_is_a_clear_error_and_frees_its_lock(tmp_path: P
         PositionFile(directory)
     (directory / "position").write_bytes(b'{"next": 5}')
     reopened = PositionFile(directory)
-    assert reopened.next == 5
+    assert reopened.saved == 5
     reopened.close()

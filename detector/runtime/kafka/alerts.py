@@ -93,24 +93,20 @@ class PartitionDispatchers:
                 return held[1]
             position, dispatcher = await self._open(partition)
         self._dispatchers[partition] = (position, dispatcher)
-        self.positions.start(TP(self.topic, partition), position.next)
+        self.positions.start(TP(self.topic, partition), position.saved)
         return dispatcher
-
-    def took(self, tp: TP, offset: int) -> None:
-        self.positions.took(tp, offset)
-        self._dispatchers[tp.partition][0].took(offset)
 
     def begin(self, tp: TP, offset: int) -> None:
         """Start an open partition without a saved position at `offset`, saved now."""
         self.positions.start(tp, offset)
-        position = self._dispatchers[tp.partition][0]
-        position.took(offset - 1)
-        position.save()
+        self._dispatchers[tp.partition][0].save(offset)
 
     def save_positions(self) -> None:
         """Every partition's position on disk (after its detections are in the outboxes)."""
-        for position, _ in self._dispatchers.values():
-            position.save()
+        for partition, (position, _) in self._dispatchers.items():
+            expected = self.positions.expected(TP(self.topic, partition))
+            if expected is not None:
+                position.save(expected)
 
     async def close(self, partitions: Iterable[int] | None = None) -> None:
         """Stop the dispatchers of `partitions` (all without): their outboxes are free."""
@@ -139,5 +135,5 @@ class PartitionDispatchers:
             position.close()
             raise
         dispatcher.start()
-        log.info("alerts of detections partition %d: next offset %s", partition, position.next)
+        log.info("alerts of detections partition %d: next offset %s", partition, position.saved)
         return position, dispatcher

@@ -56,9 +56,9 @@ from .positions import (
     PartitionProbe,
     PositionHeld,
     Positions,
-    Rewinds,
     Taken,
     admitted,
+    rewind_stalled,
 )
 from .stages import PartitionCorrelator, RawOutput, RawStage
 from .topics import STATE_TABLE, TopicNames, changelog_topic
@@ -194,26 +194,25 @@ class Worker:
         return admitted(batch, self._expected, self._took, self.probe, stage)
 
     def _took(self, tp: TP, offset: int) -> None:
+        self._positions_of(tp).took(tp, offset)
+
+    def _positions_of(self, tp: TP) -> Positions:
+        """The positions of the stage that reads `tp`."""
         if tp.topic == self.names.detections:
-            self.dispatchers.took(tp, offset)
-        elif tp.topic == self.names.hits:
-            self.hits_positions.took(tp, offset)
-        else:
-            self.raw_positions.took(tp, offset)
+            return self.dispatchers.positions
+        return self.hits_positions if tp.topic == self.names.hits else self.raw_positions
 
     async def _expected(self, tp: TP) -> int:
         """The offset the stage reading `tp` expects next: as far as it has taken, else
         from its saved state (a partition just given to this worker), else where the
         group starts in it."""
+        positions = self._positions_of(tp)
         if tp.topic == self.names.detections:
             await self.dispatchers.of(tp.partition)  # reads the saved position
-            positions = self.dispatchers.positions
-        else:
-            positions = self.hits_positions if tp.topic == self.names.hits else self.raw_positions
-            if positions.expected(tp) is None:
-                saved = self.table.data.get(_position_key(tp))
-                if saved is not None:
-                    positions.start(tp, int(saved))
+        elif positions.expected(tp) is None:
+            saved = self.table.data.get(_position_key(tp))
+            if saved is not None:
+                positions.start(tp, int(saved))
         expected = positions.expected(tp)
         if expected is None:
             expected = await self.probe.start_of(tp)
@@ -367,11 +366,9 @@ class Worker:
             ("alert", self.dispatchers.positions),
         )
         for stage, positions in stages:
-            rewinds = Rewinds(stage, self.probe)
-            for tp, expected in positions.stalled(STALLED_AFTER):
-                if tp in assignment:
-                    await rewinds.stalled(tp, expected)
-            await rewinds.seek(self.app.consumer, STALLED_AFTER)
+            await rewind_stalled(
+                stage, positions, assignment, self.probe, self.app.consumer, STALLED_AFTER
+            )
 
     async def _shutdown(self, app: Any, *_: Any, **__: Any) -> None:
         if self.responders is not None:

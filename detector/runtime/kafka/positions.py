@@ -19,7 +19,7 @@ So each stage keeps the next offset it expects from each partition:
   those records first, in order. It does not seek back: Faust would drop the records
   read again as older than those it had fetched before the seek, and commit past them;
 - a partition whose stage has been given nothing for a while though the partition
-  holds records from the offset it expects is sought back there (`Rewinds`): the
+  holds records from the offset it expects is sought back there (`rewind_stalled`): the
   consumer went past its last records, and no later record would show it; nothing of
   it flows, so no record fetched before the seek can come after it.
 
@@ -285,41 +285,38 @@ class KafkaProbeError(RuntimeError):
     """The broker did not send records a partition holds."""
 
 
-class Rewinds:
-    """Partitions whose stage has been given nothing for a while though they hold
-    records from the offset it expects, to seek back there."""
-
-    def __init__(self, stage: str, probe: PartitionProbe) -> None:
-        self.stage = stage
-        self.probe = probe
-        self._to: dict[TP, tuple[int, int]] = {}
-
-    async def stalled(self, tp: TP, expected: int) -> None:
-        """Note `tp` when it holds a record at or after `expected`."""
-        first = await self.probe.held_from(tp, expected)
-        if first is not None:
-            self._to[tp] = (expected, first)
-
-    async def seek(self, consumer: ConsumerT, after: float) -> None:
-        """Seek every partition noted back (nothing of them flows: no record fetched
-        before the seek can come after it)."""
-        for tp, (expected, first) in self._to.items():
-            log.warning(
-                "%s: %s partition %d: offset %d not given for %g s; reading again from %d",
-                self.stage,
-                tp.topic,
-                tp.partition,
-                first,
-                after,
-                expected,
-            )
-            await consumer.seek(tp, expected)
-        self._to.clear()
+async def rewind_stalled(
+    stage: str,
+    positions: Positions,
+    held: Iterable[TP],
+    probe: PartitionProbe,
+    consumer: ConsumerT,
+    after: float,
+) -> None:
+    """Seek back each partition of `held` whose stage has been given nothing for `after`
+    seconds though it holds records from the offset the stage expects (nothing of it
+    flows: no record fetched before the seek can come after it)."""
+    held = set(held)
+    for tp, expected in positions.stalled(after):
+        first = await probe.held_from(tp, expected) if tp in held else None
+        if first is None:
+            continue
+        log.warning(
+            "%s: %s partition %d: offset %d not given for %g s; reading again from %d",
+            stage,
+            tp.topic,
+            tp.partition,
+            first,
+            after,
+            expected,
+        )
+        await consumer.seek(tp, expected)
 
 
 class PositionFile:
-    """The next offset of a partition a stage expects, in `directory/position`, durable
-    and atomic; a lock keeps a second process from writing it (held until `close`)."""
+    """A partition's position (the next offset its stage expects) saved in
+    `directory/position`, durable and atomic; a lock keeps a second process from writing
+    it (held until `close`)."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -329,21 +326,16 @@ class PositionFile:
             raise PositionHeld(f"{directory}: the position is held by another process")
         self._lock: IO[bytes] = lock
         try:
-            self.next: int | None = self._read()
+            self.saved: int | None = self._read()
         except BaseException:
             lock.close()
             raise
-        self._saved = self.next
 
-    def took(self, offset: int) -> None:
-        """Never back: a record handed over again does not move it."""
-        self.next = offset + 1 if self.next is None else max(self.next, offset + 1)
-
-    def save(self) -> None:
-        """Make `next` durable (after the output of the records before it is)."""
-        if self.next != self._saved and self.next is not None:
-            write_atomically(self.path, [orjson.dumps({"next": self.next})])
-            self._saved = self.next
+    def save(self, next_offset: int) -> None:
+        """Make `next_offset` durable (after the output of the records before it is)."""
+        if next_offset != self.saved:
+            write_atomically(self.path, [orjson.dumps({"next": next_offset})])
+            self.saved = next_offset
 
     def close(self) -> None:
         self._lock.close()
