@@ -5,7 +5,8 @@ One worker per sink, each its own asyncio task, so a slow or dead endpoint only 
 its own sink; `enqueue` and `submit` only write the local outbox: `enqueue` returns once
 the detection is on disk, `submit` at once, and the worker's committer task makes what
 was submitted durable with one fsync in a thread for all of it (group commit), the event
-loop going on meanwhile; a detection is sent only once it is durable. One attempt runs
+loop going on meanwhile. A detection is sent while that sync runs (the outbox says why
+that loses nothing); `committed` waits for it. One attempt runs
 at a time, for one detection or, for a sink with a bulk API, up to its `batch_size` with
 an outcome for each. After a retryable failure the sink pauses (jittered exponential
 backoff over its consecutive failures, or the endpoint's `Retry-After` when that is
@@ -109,15 +110,16 @@ class DeliveryWorker:
         return added
 
     def submit(self, detection: Detection) -> bool:
-        """Hand `detection` over without waiting for the disk: durable with the next group
-        commit (`committed` waits for it), and sent only then. False if this sink already
-        has it. Call it from the event loop's thread."""
+        """Hand `detection` over without waiting for the disk: sent at once, durable with
+        the next group commit (`committed` waits for it). False if this sink already has
+        it. Call it from the event loop's thread."""
         if self._closed:
             raise RuntimeError(f"sink {self.name} is stopped")
         added = self.outbox.put(redacted(detection))
         if added:
             self._show_depth()
             self._dirty.set()
+            self._wake.set()
         return added
 
     async def committed(self) -> None:
@@ -149,7 +151,7 @@ class DeliveryWorker:
                 continue
             try:
                 await self.outbox.commit()
-            except OSError as exc:  # the disk may come back; nothing is sent meanwhile
+            except OSError as exc:  # the disk may come back; `committed` waits meanwhile
                 log.error("sink %s: outbox not synced, trying again: %s", self.name, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), COMMIT_RETRY_SECONDS)
@@ -158,7 +160,6 @@ class DeliveryWorker:
                 continue
             self._committed.set()
             self._committed.clear()
-            self._wake.set()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()

@@ -9,12 +9,16 @@ One directory per sink holds `journal.jsonl`, a journal of JSON lines:
 until its `done` line. `add` appends the `enqueue` line and fsyncs before it returns, so
 a detection the caller handed over survives any crash after that. `put` is the group
 commit: it only writes the line, and the next `commit` (one fsync, in a thread, for
-every line written since the last) or `sync` makes it durable; until then the detection
-is pending but not offered for delivery (`head`), so an endpoint never sees a detection
-a crash could make the outbox forget. `settle` writes the `done` line once the endpoint
-took the detection (or it went to the dead letters), durable with the next commit. A
-crash between delivery and that commit sends the detection again after the restart:
-delivery is at least once, under the same id, which endpoints use to deduplicate.
+every line written since the last) or `sync` makes it durable. The detection is offered
+for delivery (`head`) at once, while that sync runs: a crash before it can make the
+outbox forget a detection it has already sent, which costs nothing but a second
+delivery, under the same id, if the detection is made again after the restart; waiting
+for the sync instead would lose nothing less (a crash before it forgets an unsent
+detection either way) and put the disk's sync latency into every alert's. `settle`
+writes the `done` line once the endpoint took the detection (or it went to the dead
+letters), durable with the next commit. A crash between delivery and that commit sends
+the detection again after the restart: delivery is at least once, under the same id,
+which endpoints use to deduplicate.
 
 Ids stay known after they are settled, for `remember` seconds, so the same detection
 enqueued again (a replay, a restarted pipeline) is not delivered twice. Opening the
@@ -30,7 +34,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,10 +113,8 @@ class Outbox:
         self._pending: OrderedDict[str, Pending] = OrderedDict()
         self._queue: OrderedDict[str, Pending] = OrderedDict()
         self._done: dict[str, tuple[float, Settled]] = {}
-        # Lines are numbered as written; those up to `_synced` are on disk. Detections put
-        # but not yet on disk wait here, with their line's number, to join `_queue`.
+        # Lines are numbered as written; those up to `_synced` are on disk.
         self._written = self._synced = 0
-        self._unsynced: deque[tuple[int, Pending]] = deque()
         self._committing = 0  # fsyncs running in a thread: the journal must stay open
         if not directory.exists():
             directory.mkdir(parents=True)
@@ -169,14 +171,13 @@ class Outbox:
         return self._synced
 
     def put(self, detection: Detection) -> bool:
-        """Keep `detection` for delivery once the next `commit` or `sync` has it on disk;
-        False for a known id."""
+        """Keep `detection` for delivery, offered at once and on disk after the next
+        `commit` or `sync`; False for a known id."""
         if self.knows(detection.id):
             return False
         pending = Pending(detection, self._clock())
         self._write(_enqueue_line(pending))
-        self._pending[pending.id] = pending
-        self._unsynced.append((self._written, pending))
+        self._keep(pending)
         return True
 
     def add(self, detection: Detection) -> bool:
@@ -231,12 +232,8 @@ class Outbox:
         return self._written
 
     def _durable(self, upto: int) -> None:
-        """Lines up to `upto` are on disk: their detections can be delivered."""
+        """Lines up to `upto` are on disk."""
         self._synced = max(self._synced, upto)
-        while self._unsynced and self._unsynced[0][0] <= self._synced:
-            _, pending = self._unsynced.popleft()
-            if pending.id in self._pending:  # not dead-lettered meanwhile
-                self._queue[pending.id] = pending
         self._compact_if_due()
 
     def _compact_if_due(self) -> None:
