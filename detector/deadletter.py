@@ -10,7 +10,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -45,6 +45,12 @@ class DeadLetter:
     def of_failure(cls, raw: RawRecord, exc: Exception) -> DeadLetter:
         """A record whose processing failed with `exc`: the error is the reason."""
         return cls(f"internal error: {type(exc).__name__}: {exc}", raw.origin, raw.data, raw.source)
+
+
+class LetterWriter(Protocol):
+    """Where dead letters go: a `DeadLetterFile`, or what holds them back for one."""
+
+    def write(self, letter: DeadLetter) -> None: ...
 
 
 class DeadLetterFile:

@@ -331,6 +331,6 @@ def parallel_replay(
             for detection in counted_detections(decided, letters, counts):
                 yield detection.to_json()
         if checkpointer is not None:
-            checkpointer.event_done()
+            checkpointer.events_done()
     for detection in end_of_input(engine, counts, checkpointer):
         yield detection.to_json()

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from detector import pipeline
 from detector.config import Settings
 from detector.correlate import (
     CheckpointError,
@@ -178,9 +179,11 @@ def _replay(
 
 
 @pytest.mark.parametrize("crash", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("batch", [1, 3])  # checkpoints come between batches of events
 def test_a_crash_and_a_resume_give_the_uninterrupted_output(
-    tmp_path: Path, rules: Path, crash: int
+    tmp_path: Path, rules: Path, crash: int, batch: int, monkeypatch: pytest.MonkeyPatch
 ):
+    monkeypatch.setattr(pipeline, "BATCH_EVENTS", batch)
     logs = _inputs(tmp_path / "logs")
     # a single-event rule beside the correlation so that output appears along the way
     rules.write_text(
