@@ -42,6 +42,7 @@ from detector.deadletter import DeadLetter, DeadLetterFile
 from detector.detections import Detection
 from detector.normalize import NormalizeStage
 from detector.pipeline import (
+    BATCH_EVENTS,
     Checkpointer,
     EventSelection,
     RunCounts,
@@ -133,8 +134,10 @@ def record_outcomes(records: Iterable[RawRecord]) -> Results:
     assert state is not None and matcher is not None, "a task ran outside a worker"
     engine, selection = state.engine, state.selection
     results: Results = []
-    for raw in records:
-        for result in state.stage.process(raw):
+    pending = iter(records)
+    # a batch normalized before any is matched, as `pipeline.replay_detections` does
+    while chunk := list(islice(pending, BATCH_EVENTS)):
+        for result in [result for raw in chunk for result in state.stage.process(raw)]:
             if isinstance(result, DeadLetter):
                 results.append(result)
                 continue

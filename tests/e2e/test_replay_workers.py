@@ -71,13 +71,15 @@ def test_a_scenario_gives_the_same_output(scenario: Path, tmp_path: Path) -> Non
 
 def test_every_scenario_in_one_file_gives_the_same_output(tmp_path: Path) -> None:
     """Thousands of records (many chunks per worker), out of order across the scenarios
-    (late events), with bad records in the middle and at the end."""
+    (late events), with bad records in the middle and at the end, and a run of records
+    longer than a batch that hold no event (empty Kubernetes EventLists)."""
     mix = tmp_path / "mix.jsonl"
+    empty = b'{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": []}\n'
     with mix.open("wb") as out:
         for number, log in enumerate(sorted(ROOT.glob("replay/*/logs/*.jsonl.gz"))):
             out.write(gzip.decompress(log.read_bytes()))
             if number == 3:
-                out.write(b"{not json\n[1, 2]\n")
+                out.write(b"{not json\n[1, 2]\n" + empty * 100)
         out.write(b'{"x": 1}\n')
     rules = ("--rules", ROOT / "rules", "--rules", ROOT / "tests" / "fixtures" / "rules")
     single, dead = both(tmp_path, [mix], *rules, "--allowed-lateness", "1m")
