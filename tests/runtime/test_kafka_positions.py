@@ -128,7 +128,6 @@ def test_a_gap_the_partition_has_costs_one_read_and_takes_nothing_more() -> None
 
 
 def test_admission() -> None:
-    assert admit(None, 17) is Admission.TAKE
     assert admit(17, 17) is Admission.TAKE
     assert admit(17, 3) is Admission.TAKEN
     assert admit(17, 18) is Admission.SKIPPED

@@ -70,9 +70,9 @@ class Admission(enum.Enum):
     SKIPPED = "past records never delivered"
 
 
-def admit(expected: int | None, offset: int) -> Admission:
-    """What a stage expecting `expected` next (None: anything) does with `offset`."""
-    if expected is None or offset == expected:
+def admit(expected: int, offset: int) -> Admission:
+    """What a stage expecting `expected` next does with `offset`."""
+    if offset == expected:
         return Admission.TAKE
     return Admission.TAKEN if offset < expected else Admission.SKIPPED
 
