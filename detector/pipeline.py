@@ -205,7 +205,10 @@ class DetectionStage:
         self.on_match = on_match
 
     def process(self, event: Event) -> list[Detection | DeadLetter]:
-        matched = self.router.match(event)
+        return self.decide(event, self.router.match(event))
+
+    def decide(self, event: Event, matched: Sequence[CompiledRule]) -> list[Detection | DeadLetter]:
+        """`process` for an event whose rules were matched already (`router.match`)."""
         if matched and self.on_match is not None:
             self.on_match(event)
         result: list[Detection | DeadLetter] = list(self.matcher.detections_for(event, matched))
@@ -253,9 +256,9 @@ class Checkpointer:
         self._since = 0
 
 
-#: events normalized ahead of matching, a batch at a time: the code and data of each
-#: stage stay in the processor's caches across a batch, where one event at a time through
-#: every stage costs about an eighth more (BENCHMARKS.md)
+#: events normalized, then matched, then decided (detections, correlations) a batch at a
+#: time: the code and data of each stage stay in the processor's caches across a batch,
+#: where one event at a time through every stage costs about a sixth more (BENCHMARKS.md)
 BATCH_EVENTS = 32
 
 
@@ -273,10 +276,10 @@ def replay_detections(
     records: Iterable[RawRecord] | None = None,
 ) -> Iterator[Detection]:
     """Every detection of `files`, merged in event time, in the order it is decided; late
-    events go to `letters`. `before_event` sees each selected event before it is matched
-    (pacing, progress).
+    events go to `letters`. `before_event` sees each selected event before its detections
+    are made (pacing, progress).
 
-    Events are normalized `BATCH_EVENTS` at a time before they are matched; the dead
+    Events are normalized and matched `BATCH_EVENTS` at a time, then decided; the dead
     letters read meanwhile are held back, so the file keeps the records' order with the
     late events' letters, and a checkpoint is taken only between batches, when every
     record `counts` has read is processed.
@@ -293,14 +296,16 @@ def replay_detections(
         selection=selection,
         records=records,
     )
+    match = detector.router.match
     while True:
         batch = [(event, held.take()) for event in islice(events, BATCH_EVENTS)]
-        for event, before in batch:
+        matches = [match(event) for event, _ in batch]
+        for (event, before), matched in zip(batch, matches, strict=True):
             for letter in before:
                 letters.write(letter)
             if before_event is not None:
                 before_event(event)
-            results = detector.process(event)
+            results = detector.decide(event, matched)
             if results:  # most events give nothing: no generator for them
                 yield from counted_detections(results, letters, counts)
         for letter in held.take():  # read after the batch's last event: the input's end
