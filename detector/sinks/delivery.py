@@ -6,9 +6,9 @@ its own sink; `enqueue` and `submit` only write the local outbox: `enqueue` retu
 the detection is on disk, `submit` at once, and the worker's committer task makes what
 was submitted durable with one fsync in a thread for all of it (group commit), the event
 loop going on meanwhile. A detection is sent while that sync runs (the outbox says why
-that loses nothing); `committed` waits for it. One attempt runs
-at a time, for one detection or, for a sink with a bulk API, up to its `batch_size` with
-an outcome for each. After a retryable failure the sink pauses (jittered exponential
+that loses nothing); `committed` waits for it. One attempt runs at a time, for one
+detection or, for a sink with a bulk API, up to its `batch_size` with an outcome for
+each. After a retryable failure the sink pauses (jittered exponential
 backoff over its consecutive failures, or the endpoint's `Retry-After` when that is
 longer) and the failed detection moves behind the others, so one detection the endpoint
 keeps failing on does not hold up the rest. A rejection goes to the dead letters at
