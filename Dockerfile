@@ -2,11 +2,14 @@
 # built in a first stage, copied into a slim runtime that runs as an unprivileged user.
 FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# gcc and the C library headers for mypyc, which compiles the hot path (setup.py)
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/detector
 WORKDIR /src
 COPY requirements.lock ./
 RUN /opt/detector/bin/pip install --require-hashes -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY detector ./detector
 RUN /opt/detector/bin/pip install --no-deps --no-build-isolation .
 

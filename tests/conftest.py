@@ -2,9 +2,28 @@
 
 Property tests check behaviour, not speed: hypothesis' per-example deadline and its
 too-slow health check would turn a loaded CI machine into failures, so both are off.
+
+The hot path runs compiled where `make compile` built it (see setup.py); a compiled module
+older than its source would test yesterday's code, so the run stops and says so.
 """
 
+from pathlib import Path
+
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("detector", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("detector")
+
+PACKAGE = Path(__file__).resolve().parents[1] / "detector"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    for compiled in PACKAGE.rglob("*.so"):
+        source = compiled.with_name(compiled.name.split(".", 1)[0] + ".py")
+        if source.stat().st_mtime > compiled.stat().st_mtime:
+            pytest.exit(
+                f"{source} changed after it was compiled: run `make compile` "
+                "(or delete the .so files to test the Python code)",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )

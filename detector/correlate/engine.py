@@ -118,6 +118,19 @@ class CorrelationStats(Counters):
     #: detections per correlation key (emitted or not, suppressed included)
     detections: Counter[str] = field(default_factory=Counter)
 
+    def counts(self) -> dict[str, Any]:
+        """Every count as plain data, a copy (for a checkpoint or a successor engine)."""
+        counts = asdict(self)
+        counts["detections"] = dict(self.detections)
+        return counts
+
+    def load(self, counts: Mapping[str, Any]) -> None:
+        """Take every count from `counts` (a checkpoint's or a replaced engine's), in place:
+        whoever reports these stats keeps this object."""
+        for name, value in counts.items():
+            setattr(self, name, value)
+        self.detections = Counter(self.detections)
+
 
 @dataclass
 class _Suppression:
@@ -450,8 +463,7 @@ class CorrelationEngine:
         if self._now is not None:
             for aggregator in self._aggregators:
                 aggregator.groups.expire(self._now)
-        stats = asdict(self.stats)
-        stats["detections"] = dict(self.stats.detections)
+        stats = self.stats.counts()
         return {
             "format": CHECKPOINT_FORMAT,
             "rules": self.fingerprint,
@@ -525,8 +537,7 @@ class CorrelationEngine:
             if index in moved
         ]
         heapq.heapify(self._timers)
-        self.stats.__dict__.update(old.stats.__dict__)
-        self.stats.detections = Counter(old.stats.detections)
+        self.stats.load(old.stats.counts())
         return Adoption(tuple(kept), tuple(changed), tuple(added), tuple(removed))
 
     def _restore(self, state: Mapping[str, Any]) -> None:
@@ -570,10 +581,7 @@ class CorrelationEngine:
             }
             for table in state["suppressions"]
         ]
-        stats = dict(state["stats"])
-        detections: Counter[str] = Counter(stats.pop("detections"))
-        self.stats.__dict__.update(stats)
-        self.stats.detections = detections
+        self.stats.load(state["stats"])
 
 
 def _value(rule: CorrelationRule, slot: Slot, record: Mapping[str, Any]) -> Value:

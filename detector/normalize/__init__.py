@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from detector.deadletter import DeadLetter
 from detector.events import Event
@@ -23,6 +24,8 @@ from detector.sources.records import RawRecord
 _KEYS_IN_REASON = 8
 
 
+# A compiled class cannot derive from KeyError; this one stays a Python class.
+@mypyc_attr(native_class=False)
 class UnknownSourceError(KeyError):
     """A source name that is neither built in nor declared."""
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from detector.events import Event
 from detector.timestamps import TimestampError, from_iso
@@ -35,6 +36,8 @@ class NormalizationError(ValueError):
     """The record is of this source but cannot be normalized; the message is the reason."""
 
 
+# Compiled with the hot path; declared sources subclass it in interpreted code.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Normalizer:
     """Base class: override `matches` and `normalize`; `unwrap`/`parse_text` where needed."""
 

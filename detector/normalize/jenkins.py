@@ -249,7 +249,7 @@ def _request(message: str) -> _Parsed | None:
     match = _REQUEST.fullmatch(message)
     if match is None:
         return None
-    path = match["uri"].split("?", 1)[0]
+    path: str = match["uri"].split("?", 1)[0]
     segments = [s for s in path.split("/") if s]
     keyword = next((s for s in reversed(segments) if s in _KNOWN_KEYWORDS), None)
     if keyword is None and segments:
