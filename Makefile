@@ -32,7 +32,7 @@ typecheck:
 	$(BIN)/mypy detector
 
 # The shipped rule pack: every rule loads, and every rule passes its own tests.
-rules:
+rules: compile
 	$(BIN)/detector rules lint rules
 	$(BIN)/detector rules test rules
 

@@ -30,6 +30,7 @@ HOT_PATH = [
     "detector/correlate/keys.py",
     "detector/correlate/packed.py",
     "detector/correlate/windows.py",
+    "detector/sources/files.py",
     "detector/sources/merge.py",
     "detector/timestamps.py",
     "detector/pipeline.py",

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import detector.pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "BENCHMARKS.md"
 #: The shared reference checkout (SigmaHQ rules...): next to the project, or next to the
@@ -28,11 +30,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def hot_path() -> str:
+    """How the engine's hot path runs: compiled by mypyc (setup.py) or as Python."""
+    compiled = (detector.pipeline.__file__ or "").endswith(".so")
+    return "compiled by mypyc" if compiled else "Python (not compiled)"
+
+
 def machine() -> str:
     """`- machine: ...` for a BENCHMARKS.md section."""
     return (
         f"- machine: {cpu_model()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()} ({platform.system()} {platform.release()})"
+        f"Python {platform.python_version()} ({platform.system()} {platform.release()}); "
+        f"hot path {hot_path()}"
     )
 
 

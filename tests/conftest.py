@@ -15,13 +15,16 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("detector", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("detector")
 
-PACKAGE = Path(__file__).resolve().parents[1] / "detector"
+ROOT = Path(__file__).resolve().parents[1]
+#: touched by `make install` and `make compile` after each build of the compiled modules
+BUILT = ROOT / "build" / ".compiled"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    for compiled in PACKAGE.rglob("*.so"):
+    built = BUILT.stat().st_mtime if BUILT.exists() else 0.0
+    for compiled in (ROOT / "detector").rglob("*.so"):
         source = compiled.with_name(compiled.name.split(".", 1)[0] + ".py")
-        if source.stat().st_mtime > compiled.stat().st_mtime:
+        if source.stat().st_mtime > built:
             pytest.exit(
                 f"{source} changed after it was compiled: run `make compile` "
                 "(or delete the .so files to test the Python code)",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias, cast
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from detector.sources.records import RawRecord
 
@@ -98,6 +99,9 @@ def read_parts(
             yield from stream_parts(handle, name, progress, source, blocks=blocks)
 
 
+# Pickled to worker processes; mypyc cannot unpickle a frozen native class, so this one
+# stays a Python class.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class LineBlock:
     """Whole lines of one file, the first of them line `first_line` (counting from 1)."""
@@ -112,6 +116,8 @@ class LineBlock:
         return _lines(io.BytesIO(self.data), self.name, self.source, self.first_line)
 
 
+# A compiled class cannot derive from io.RawIOBase; this one stays a Python class.
+@mypyc_attr(native_class=False)
 class _CountingReader(io.RawIOBase):
     """Reports the compressed bytes consumed, so progress follows the file on disk."""
 
