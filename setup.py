@@ -5,7 +5,10 @@ files remain the reference: set DETECTOR_COMPILE=0 to install the engine uncompi
 a machine without a C compiler. The project's metadata lives in pyproject.toml.
 """
 
+import contextlib
+import io
 import os
+import sys
 
 from setuptools import Extension, setup
 
@@ -38,12 +41,25 @@ HOT_PATH = [
 ]
 
 
+#: mypyc's word for a generator expression it builds as a whole list: a stream read
+#: through one would be read to its end first (a whole input file in memory)
+EAGER = "Treating generator comprehension as list"
+
+
 def compiled_modules() -> list[Extension]:
     if os.environ.get("DETECTOR_COMPILE", "1") == "0":
         return []
     from mypyc.build import mypycify
 
-    return mypycify(HOT_PATH, group_name="detector_hotpath")
+    messages = io.StringIO()
+    with contextlib.redirect_stdout(messages):
+        extensions = mypycify(HOT_PATH, group_name="detector_hotpath")
+    sys.stdout.write(messages.getvalue())
+    if EAGER in messages.getvalue():
+        sys.exit(
+            f"{EAGER}: write a generator function, or a list comprehension where a list is meant"
+        )
+    return extensions
 
 
 setup(ext_modules=compiled_modules())

@@ -32,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import groupby, islice
+from typing import cast
 
 import orjson
 
@@ -223,7 +224,7 @@ class Workers:
         """The outcomes of `tasks`, in their order, with `ahead` tasks in flight."""
         tasks = iter(tasks)
         pending: deque[Future[Results]] = deque(
-            self._pool.submit(work, *arguments) for work, arguments in islice(tasks, ahead)
+            [self._pool.submit(work, *arguments) for work, arguments in islice(tasks, ahead)]
         )
         while pending:
             done = pending.popleft().result()
@@ -242,9 +243,10 @@ def file_tasks(
     parts = _aligned(read_parts([name], progress), stage)
     for blocks, group in groupby(parts, key=lambda part: isinstance(part, LineBlock)):
         if blocks:
-            yield from ((_work_block, (block,)) for block in group)
+            for block in group:
+                yield _work_block, (block,)
         else:
-            records = (part for part in group if isinstance(part, RawRecord))
+            records = cast(Iterator[RawRecord], group)  # the parts that are not blocks
             yield from record_tasks(stage.join_continuation_lines(records))
 
 

@@ -80,11 +80,9 @@ def file_records(
     return stage.join_continuation_lines(read_paths([name], progress))
 
 
-def _file_results(
-    name: str, stage: NormalizeStage, progress: ProgressCallback | None
-) -> Iterator[Event | DeadLetter]:
-    """One input normalized on its own."""
-    for raw in file_records(name, stage, progress):
+def _results(records: Iterable[RawRecord], stage: NormalizeStage) -> Iterator[Event | DeadLetter]:
+    """One input normalized on its own, as it is read."""
+    for raw in records:
         yield from stage.process(raw)
 
 
@@ -130,11 +128,9 @@ def normalized_events(
     not accept are counted as filtered and not yielded. `records`, when given, is one more
     input, already in event-time order (an index read back).
     """
-    inputs: Iterable[Iterable[Event | DeadLetter]] = [
-        _file_results(name, stage, progress) for name in files
-    ]
+    inputs = [_results(file_records(name, stage, progress), stage) for name in files]
     if records is not None:
-        inputs = [*inputs, (result for raw in records for result in stage.process(raw))]
+        inputs.append(_results(records, stage))
     results = merge_by_event_time(inputs) if merged else chain.from_iterable(inputs)
     for result in counted(results, letters, counts, skip):
         counts.normalized += 1

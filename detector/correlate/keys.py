@@ -50,7 +50,9 @@ class EventRecord(Mapping[str, Any]):
             return default
 
     def __iter__(self) -> Iterator[str]:
-        return (key for key in FIELD_ATTRIBUTES if key in self)
+        for key in FIELD_ATTRIBUTES:
+            if key in self:
+                yield key
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

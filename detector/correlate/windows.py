@@ -635,7 +635,7 @@ class Absence(Aggregator[_Pending]):
     def load(self, data: Any) -> _Pending:
         state = _Pending()
         state.last = data[0]
-        state.pending = deque((t, token, load_evs(e)) for t, token, e in data[1])
+        state.pending = deque([(t, token, load_evs(e)) for t, token, e in data[1]])
         return state
 
 

@@ -55,7 +55,7 @@ class RuleIndex:
             self._build([requirement(rule.detection.plan) for rule in rules], attributes)
 
     def _build(self, requirements: list[Requirement], attributes: Mapping[str, str] | None) -> None:
-        readers = Counter(name for req in requirements for name in _fields(req))
+        readers = Counter([name for req in requirements for name in _fields(req)])
         ranked = [sorted(req, key=lambda c: _cost(c, readers)) for req in requirements]
         # each rule's best clause; then its others on fields read for those anyway
         read = {name for clauses in ranked for name in _fields(tuple(clauses[:1]))}
