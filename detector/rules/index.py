@@ -2,20 +2,17 @@
 necessary condition (`requirements`) it meets.
 
 Each rule is indexed by its best clause (`_cost`) and by its other clauses on fields
-read anyway, so few fields are read per record. Every clause has a bit; per record one
-generated function reads those fields and returns the bits of the clauses the record
-meets; the rules whose bits are all set are the candidates, in route order (the same
-rules, in the same order, as checking every rule). Candidate lists are remembered per
-set of bits, since records of one kind meet the same clauses.
-
-The generated function's text holds only names this module makes up; field names and
-values reach it as constants of its globals, never as code (as in `codegen`).
+read anyway, so few fields are read per record. Every clause has a bit; per record each
+probed field is read once and gives the bits of the clauses its value meets; the rules
+whose bits are all set are the candidates, in route order (the same rules, in the same
+order, as checking every rule). Candidate lists are remembered per set of bits, since
+records of one kind meet the same clauses.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detector.rules.compiled import CompiledRule
@@ -24,8 +21,6 @@ from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requireme
 
 #: candidate lists remembered, by the clauses a record met, before starting over
 _MEMO_LIMIT = 4096
-
-Met = Callable[[Mapping[str, Any]], int]
 
 
 class RuleIndex:
@@ -46,7 +41,8 @@ class RuleIndex:
         self.rules = rules
         #: the fields read per record, most read first
         self.fields: tuple[str, ...] = ()
-        self._met: Met | None = None
+        #: the fields read per record, each with the clause bits its values meet
+        self._probes: list[_Probe] = []
         self._needs: list[int] = []
         self._memo: dict[int, list[CompiledRule]] = {}
         #: True when `candidates` reads attribute values (see `attributes`)
@@ -76,14 +72,21 @@ class RuleIndex:
         if attributes is not None and not set(self.fields) <= attributes.keys():
             attributes = None  # a path into a field, say: read from the record
         self.reads_attributes = attributes is not None
-        self._met = _generate([probes[name] for name in self.fields], attributes)
+        self._probes = [probes[name] for name in self.fields]
+        if attributes is not None:
+            for probe in self._probes:
+                probe.attribute = attributes[probe.name]
 
-    def candidates(self, record: Mapping[str, Any]) -> Sequence[CompiledRule]:
+    def candidates(self, record: dict[str, Any]) -> Sequence[CompiledRule]:
         """The rules `record` must be checked against, in route order. With
         `reads_attributes`, `record` is the model's attribute values instead."""
-        if self._met is None:
+        if not self._probes:
             return self.rules
-        met = self._met(record)
+        met = 0
+        for probe in self._probes:
+            value = probe.value(record)
+            if value is not MISSING:
+                met |= probe.bits(value)
         found = self._memo.get(met)
         if found is None:
             if len(self._memo) >= _MEMO_LIMIT:
@@ -113,6 +116,13 @@ class _Probe:
         self.texts: dict[str, int] = {}
         self.numbers: dict[int | float, int] = {}
         self.present = 0
+        #: the model attribute that holds the field, when read from attribute values
+        self.attribute: str | None = None
+        parts = name.split(".")
+        #: a path into nested objects (`fields.compile_getter`); `outer.inner` read inline
+        self._getter = compile_getter(name) if len(parts) > 1 else None
+        self._outer: str | None = parts[0] if len(parts) == 2 else None
+        self._inner: str | None = parts[1] if len(parts) == 2 else None
 
     def add(self, kind: int, key: Any, bit: int) -> None:
         if kind == TEXT:
@@ -121,6 +131,44 @@ class _Probe:
             self.numbers[key] = self.numbers.get(key, 0) | bit
         else:
             self.present |= bit
+
+    def value(self, record: dict[str, Any]) -> Any:
+        """The field's value in `record` as `fields.compile_getter` reads it, MISSING where
+        absent; from attribute values when `attribute` is set (None is absent there)."""
+        if self.attribute is not None:
+            value = record[self.attribute]
+            return MISSING if value is None else value
+        if self._getter is None:
+            return record.get(self.name, MISSING)
+        if self._outer is None:
+            return self._getter(record)
+        value = record.get(self.name, MISSING)
+        if value is MISSING:
+            outer = record.get(self._outer)
+            if type(outer) is dict:
+                return outer.get(self._inner, MISSING)
+            if outer is not None:
+                return self._getter(record)
+        return value
+
+    def bits(self, value: Any) -> int:
+        """The bits of the clauses a present `value` meets."""
+        met = self.present
+        if not (self.texts or self.numbers):
+            return met
+        if type(value) is str:
+            if self.texts:
+                met |= self.texts.get(value.lower(), 0)
+            if self.numbers:
+                met |= self.of_text(value)
+        elif type(value) is int:  # the digits are its text
+            if self.texts:
+                met |= self.texts.get(str(value), 0)
+            if self.numbers:
+                met |= self.numbers.get(value, 0)
+        elif value is not None:
+            met |= self.of_other(value)
+        return met
 
     def of_text(self, value: str) -> int:
         """The bits a string value meets beside its lower-cased text: as a number."""
@@ -141,63 +189,3 @@ class _Probe:
                 if number is not None:
                     met |= self.numbers.get(number, 0)
         return met
-
-
-def _generate(probes: list[_Probe], attributes: Mapping[str, str] | None) -> Met:
-    """One function reading every probed field once and returning the bits met: from a
-    record, or, given `attributes`, from a model's attribute values (None is absent)."""
-    constants: dict[str, Any] = {"MISSING": MISSING}
-
-    def constant(value: Any) -> str:
-        name = f"k{len(constants)}"
-        constants[name] = value
-        return name
-
-    lines = ["def met(record):", "    m = 0"]
-    for probe in probes:
-        if attributes is not None:
-            lines.append(f"    v = record[{constant(attributes[probe.name])}]")
-            lines.append("    if v is not None:")
-        else:
-            lines.extend(_read(probe.name, constant))
-            lines.append("    if v is not MISSING:")
-        if probe.present:
-            lines.append(f"        m |= {constant(probe.present)}")
-        if not (probe.texts or probe.numbers):
-            continue
-        texts, numbers = constant(probe.texts), constant(probe.numbers)
-        lines.append("        if type(v) is str:")
-        if probe.texts:
-            lines.append(f"            m |= {texts}.get(v.lower(), 0)")
-        if probe.numbers:
-            lines.append(f"            m |= {constant(probe.of_text)}(v)")
-        lines.append("        elif type(v) is int:")  # the digits are its text
-        if probe.texts:
-            lines.append(f"            m |= {texts}.get(str(v), 0)")
-        if probe.numbers:
-            lines.append(f"            m |= {numbers}.get(v, 0)")
-        lines.append("        elif v is not None:")
-        lines.append(f"            m |= {constant(probe.of_other)}(v)")
-    lines.append("    return m")
-    exec(compile("\n".join(lines), "<rule index>", "exec"), constants)
-    function: Met = constants["met"]
-    return function
-
-
-def _read(name: str, constant: Callable[[Any], str]) -> list[str]:
-    """Statements setting `v` to field `name` of `record` as `fields.compile_getter`
-    reads it: `outer.inner` of nested objects inline, anything else by the getter."""
-    parts = name.split(".")
-    if len(parts) == 1:
-        return [f"    v = record.get({constant(name)}, MISSING)"]
-    getter = constant(compile_getter(name))
-    if len(parts) > 2:
-        return [f"    v = {getter}(record)"]
-    outer, inner = constant(parts[0]), constant(parts[1])
-    return [
-        f"    v = record.get({constant(name)}, MISSING)",
-        "    if v is MISSING:",
-        f"        o = record.get({outer})",
-        f"        v = o.get({inner}, MISSING) if type(o) is dict else"
-        f" MISSING if o is None else {getter}(record)",
-    ]
