@@ -119,10 +119,15 @@ def _apache_command(port: int, workdir: Path) -> list[str]:
 
 
 def base64_uuid() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding. Never one
+    that starts with '-': the storage tool would take it for an option (Kafka's own
+    `Uuid.randomUuid` draws again for the same reason)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 async def _metadata_answers(bootstrap: str) -> bool:
