@@ -15,6 +15,8 @@ from setuptools import Extension, setup
 #: Parse, normalize, match and correlate: where a replay spends its time per event.
 #: Modules with pydantic models (events, detections, identity) cannot be compiled.
 HOT_PATH = [
+    "detector/construct.py",
+    "detector/identity_map.py",
     "detector/normalize/__init__.py",
     "detector/normalize/base.py",
     "detector/normalize/cloudtrail.py",

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from detector.events import Event, format_timestamp, unvalidated
+from detector.construct import unvalidated
+from detector.events import Event, format_timestamp
 from detector.redact import redact, redact_text
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"

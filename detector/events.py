@@ -8,7 +8,7 @@ Values a source does not carry stay absent: nothing is invented.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -28,21 +28,6 @@ def format_timestamp(value: datetime) -> str:
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # `isoformat` is a third of `strftime`'s cost; "+00:00" becomes "Z"
     return utc.isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-Model = TypeVar("Model", bound=BaseModel)
-
-
-def unvalidated(cls: type[Model], values: dict[str, Any], fields_set: set[str]) -> Model:
-    """A model instance holding `values` (every field, in field order) as they are: for
-    values the engine made itself, where validation would only cost time. What pydantic's
-    `model_construct` does, without its per-field default handling."""
-    instance = object.__new__(cls)
-    object.__setattr__(instance, "__dict__", values)
-    object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(instance, "__pydantic_extra__", None)
-    object.__setattr__(instance, "__pydantic_private__", None)
-    return instance
 
 
 class Event(BaseModel):
@@ -107,30 +92,6 @@ class Event(BaseModel):
     def _serialize_timestamp(self, value: datetime) -> str:
         return format_timestamp(value)
 
-    @classmethod
-    def trusted(cls, **fields: Any) -> Event:
-        """An event from values the built-in normalizers produce, without pydantic's
-        validation (30% of the constructor's cost, a seventh of normalizing a Kubernetes
-        record).
-
-        Their values have the fields' types by construction (`text()`, fixed literals,
-        parsed timestamps); `tests/normalize` re-validates every event they make. What
-        their code cannot promise is still checked: the names, a zoned timestamp (put in
-        UTC), a non-empty id and source. Events from configuration-declared sources are
-        validated as usual.
-        """
-        values = {**_DEFAULTS, **fields}  # in the fields' order, as validation makes it
-        if len(values) != len(_DEFAULTS):
-            raise TypeError(f"Event has no field {sorted(fields.keys() - _DEFAULTS.keys())}")
-        timestamp = fields["timestamp"]
-        if timestamp.tzinfo is None:
-            raise ValueError("timestamp must carry a time zone")
-        if not fields["event_id"] or not fields["event_source"]:
-            raise ValueError("event.id and event.source must not be empty")
-        if timestamp.tzinfo is not UTC:
-            values["timestamp"] = timestamp.astimezone(UTC)
-        return unvalidated(cls, values, set(fields))
-
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape: dotted keys, absent values left out. Unredacted: for matching."""
         return self.model_dump(by_alias=True, exclude_none=True)
@@ -152,13 +113,6 @@ class Event(BaseModel):
         reading only, as the rule index does before any record is made."""
         return self.__dict__
 
-    def set_identity(self, identity: str) -> None:
-        """Set `user.identity` in place, on an event nobody holds yet: the one a
-        normalizer has just made. A copy of the frozen model would cost as much as a
-        seventh of normalizing the record, on every event."""
-        self.__dict__["user_identity"] = identity
-        self.__pydantic_fields_set__.add("user_identity")
-
     def to_json(self) -> bytes:
         """The JSON to write out: secrets in `raw` are redacted."""
         shape = self.to_dict()
@@ -170,11 +124,6 @@ class Event(BaseModel):
 FIELD_ATTRIBUTES = {info.alias or name: name for name, info in Event.model_fields.items()}
 #: (JSON key, attribute) of the fields `to_record` copies as they are: all but the time
 _RECORD_ATTRIBUTES = [(key, name) for key, name in FIELD_ATTRIBUTES.items() if key != "@timestamp"]
-#: attribute -> default of each field, in order (None for the required ones)
-_DEFAULTS = {
-    name: info.default if not info.is_required() else None
-    for name, info in Event.model_fields.items()
-}
 
 
 def json_schema() -> dict[str, Any]:

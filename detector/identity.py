@@ -3,7 +3,8 @@
 Every system names the same actor its own way: GitHub login `alice-gh`, Kubernetes user
 `alice@example.com`, the OIDC subject `repo:acme/payments:ref:refs/heads/main` a
 pipeline assumes a cloud role with. Correlation rules that follow one actor from system
-to system group on `user.identity`, which the normalize stage sets from this map:
+to system group on `user.identity`, which the normalize stage sets from this map
+(this module reads and validates the file; `detector.identity_map` resolves names):
 
 ```yaml
 identities:
@@ -37,7 +38,7 @@ identities:
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,9 +56,7 @@ from pydantic import (
     model_validator,
 )
 
-from detector.events import Event
-
-WILDCARD = "*"
+from detector.identity_map import WILDCARD, IdentityMap, claims, pattern_regex
 
 
 def _canonical_name(name: str) -> str:
@@ -115,7 +114,7 @@ class IdentityMapFile(BaseModel):
                 raise ValueError(f"{first} and {canonical} differ only in case")
         exact: dict[tuple[str, str], str] = {}
         patterns: list[tuple[str, str, str]] = []
-        for source, canonical, name in _claims(self.identities):
+        for source, canonical, name in claims(self.identities):
             if WILDCARD in name:
                 patterns.append((source, canonical, name))
                 continue
@@ -125,7 +124,7 @@ class IdentityMapFile(BaseModel):
                     f"{source} name {name!r} is claimed by both {owner} and {canonical}"
                 )
         for index, (source, canonical, pattern) in enumerate(patterns):
-            regex = re.compile(_regex(pattern))
+            regex = re.compile(pattern_regex(pattern))
             for (other_source, name), owner in exact.items():
                 if other_source == source and owner != canonical and regex.fullmatch(name):
                     raise ValueError(
@@ -141,79 +140,26 @@ class IdentityMapFile(BaseModel):
         return self
 
 
-class IdentityMap:
-    """Resolves `(event.source, user.name)` to the canonical identity. Empty: every name
-    is its own identity."""
+def load_identity_map(path: Path, sources: Collection[str] | None = None) -> IdentityMap:
+    """The map in the YAML file `path`; `sources`, when given, are the valid keys."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise IdentityMapError(f"{path}: {exc}") from exc
+    return identity_map_from_data(data, sources, where=str(path))
 
-    def __init__(self, spec: IdentityMapFile | None = None) -> None:
-        identities = spec.identities if spec else {}
-        self._canonical = frozenset(name.casefold() for name in identities)
-        self._exact: dict[tuple[str, str], str] = {}
-        grouped: dict[str, list[tuple[str, str]]] = {}
-        for source, canonical, name in _claims(identities):
-            if WILDCARD in name:
-                grouped.setdefault(source, []).append((_regex(name), canonical))
-            else:
-                self._exact[(source, name)] = canonical
-        # One alternation per source; patterns never overlap, so the group that matched
-        # (`lastindex`) names the only identity.
-        self._patterns = {
-            source: (
-                re.compile("|".join(f"({regex})" for regex, _ in entries)),
-                [canonical for _, canonical in entries],
-            )
-            for source, entries in grouped.items()
-        }
 
-    def __len__(self) -> int:
-        """How many canonical identities the map has."""
-        return len(self._canonical)
-
-    @classmethod
-    def load(cls, path: Path, sources: Collection[str] | None = None) -> IdentityMap:
-        """The map in the YAML file `path`; `sources`, when given, are the valid keys."""
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise IdentityMapError(f"{path}: {exc}") from exc
-        return cls.from_data(data, sources, where=str(path))
-
-    @classmethod
-    def from_data(
-        cls, data: Any, sources: Collection[str] | None = None, where: str = "identity map"
-    ) -> IdentityMap:
-        """The map in decoded YAML or JSON `data`; errors start with `where`."""
-        if not isinstance(data, Mapping):
-            raise IdentityMapError(f"{where}: the top level must be a mapping with `identities`")
-        context = None if sources is None else {"sources": frozenset(sources)}
-        try:
-            return cls(IdentityMapFile.model_validate(data, context=context))
-        except ValidationError as exc:
-            raise IdentityMapError(f"{where}: {_describe(exc)}") from None
-
-    def resolve(self, source: str, name: str | None) -> str | None:
-        """The canonical identity of `name` in `source`; unmapped: `name` itself (qualified
-        by the source when it equals a canonical name); None without a name."""
-        if not name:
-            return None
-        folded = name.casefold()
-        canonical = self._exact.get((source, folded))
-        if canonical is not None:
-            return canonical
-        patterns = self._patterns.get(source)
-        if patterns is not None:
-            found = patterns[0].fullmatch(folded)
-            if found is not None and found.lastindex is not None:
-                return patterns[1][found.lastindex - 1]
-        return f"{source}:{name}" if folded in self._canonical else name
-
-    def apply(self, event: Event) -> Event:
-        """`event`, just made by a normalizer, with its `user.identity` set in place (none
-        when it has no user.name)."""
-        identity = self.resolve(event.event_source, event.user_name)
-        if identity is not None:
-            event.set_identity(identity)
-        return event
+def identity_map_from_data(
+    data: Any, sources: Collection[str] | None = None, where: str = "identity map"
+) -> IdentityMap:
+    """The map in decoded YAML or JSON `data`; errors start with `where`."""
+    if not isinstance(data, Mapping):
+        raise IdentityMapError(f"{where}: the top level must be a mapping with `identities`")
+    context = None if sources is None else {"sources": frozenset(sources)}
+    try:
+        return IdentityMap(IdentityMapFile.model_validate(data, context=context).identities)
+    except ValidationError as exc:
+        raise IdentityMapError(f"{where}: {_describe(exc)}") from None
 
 
 class IdentitySettings(BaseModel):
@@ -229,20 +175,7 @@ class IdentitySettings(BaseModel):
 
     def load(self, sources: Collection[str] | None = None) -> IdentityMap:
         """The configured map (empty without a file); `sources`: the valid source keys."""
-        return IdentityMap() if self.map_file is None else IdentityMap.load(self.map_file, sources)
-
-
-def _claims(identities: Mapping[str, Mapping[str, list[str]]]) -> Iterator[tuple[str, str, str]]:
-    """(source, canonical name, case-folded user name or pattern), in file order."""
-    for canonical, sources in identities.items():
-        for source, names in sources.items():
-            for name in names:
-                yield source, canonical, name.casefold()
-
-
-def _regex(pattern: str) -> str:
-    """A case-folded `*` pattern as a regular expression (without groups)."""
-    return "(?s:" + ".*".join(map(re.escape, pattern.split(WILDCARD))) + ")"
+        return IdentityMap() if self.map_file is None else load_identity_map(self.map_file, sources)
 
 
 def _overlap(first: str, second: str) -> bool:

@@ -16,7 +16,13 @@ from detector.correlate import CorrelationEngine, compile_correlations
 from detector.deadletter import DeadLetter
 from detector.detections import Detection
 from detector.events import Event
-from detector.identity import IdentityMap, IdentityMapError, IdentitySettings
+from detector.identity import (
+    IdentityMapError,
+    IdentitySettings,
+    identity_map_from_data,
+    load_identity_map,
+)
+from detector.identity_map import IdentityMap
 from detector.normalize import NormalizeStage
 from detector.normalize.builtin import build_registry
 from detector.pipeline import DetectionStage
@@ -177,7 +183,7 @@ def test_without_a_map_every_name_is_its_own_identity() -> None:
     ],
 )
 def test_names_map_per_source(source: str, name: str, identity: str) -> None:
-    assert IdentityMap.from_data(EXAMPLE).resolve(source, name) == identity
+    assert identity_map_from_data(EXAMPLE).resolve(source, name) == identity
 
 
 @pytest.mark.parametrize(
@@ -197,11 +203,11 @@ def test_names_map_per_source(source: str, name: str, identity: str) -> None:
     ],
 )
 def test_wildcards_match_any_run_of_characters(name: str, identity: str) -> None:
-    assert IdentityMap.from_data(EXAMPLE).resolve("cloudtrail", name) == identity
+    assert identity_map_from_data(EXAMPLE).resolve("cloudtrail", name) == identity
 
 
 def test_only_the_asterisk_is_special() -> None:
-    identities = IdentityMap.from_data(
+    identities = identity_map_from_data(
         {"identities": {"ci": {"github": ["build?[bot].*"], "registry": ["robot$ci+*"]}}}
     )
     assert identities.resolve("github", "build?[bot].x") == "ci"
@@ -222,17 +228,17 @@ def test_only_the_asterisk_is_special() -> None:
     ],
 )
 def test_names_and_patterns_match_case_insensitively(source: str, name: str) -> None:
-    assert IdentityMap.from_data(EXAMPLE).resolve(source, name) == "alice"
+    assert identity_map_from_data(EXAMPLE).resolve(source, name) == "alice"
 
 
 def test_a_canonical_name_keeps_its_spelling_and_claims_every_case() -> None:
-    identities = IdentityMap.from_data({"identities": {"Alice": {"github": ["AG"]}}})
+    identities = identity_map_from_data({"identities": {"Alice": {"github": ["AG"]}}})
     assert identities.resolve("github", "ag") == "Alice"
     assert identities.resolve("github", "alice") == "github:alice"
 
 
 def test_unmapped_names_are_their_own_identity() -> None:
-    identities = IdentityMap.from_data(EXAMPLE)
+    identities = identity_map_from_data(EXAMPLE)
     assert identities.resolve("github", "octocat") == "octocat"
     assert identities.resolve("kubernetes", "system:anonymous") == "system:anonymous"
     assert identities.resolve("bitbucket", "Octo Cat") == "Octo Cat"
@@ -241,7 +247,7 @@ def test_unmapped_names_are_their_own_identity() -> None:
 
 
 def test_an_unmapped_name_spelled_like_a_canonical_name_is_qualified_by_its_source() -> None:
-    identities = IdentityMap.from_data(EXAMPLE)
+    identities = identity_map_from_data(EXAMPLE)
     # alice's GitHub account is alice-gh: a GitHub account named alice is someone else
     assert identities.resolve("github", "alice") == "github:alice"
     assert identities.resolve("jenkins", "ALICE") == "jenkins:ALICE"
@@ -259,7 +265,7 @@ def test_without_a_map_file_every_name_is_its_own_identity() -> None:
 
 
 def test_apply_sets_user_identity_and_keeps_the_event_otherwise() -> None:
-    identities = IdentityMap.from_data(EXAMPLE)
+    identities = identity_map_from_data(EXAMPLE)
     event = Event.model_validate(
         {
             "@timestamp": "2025-03-11T10:00:00Z",
@@ -325,12 +331,12 @@ def test_invalid_maps_are_rejected_naming_identity_and_source(
     identities: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(IdentityMapError) as error:
-        IdentityMap.from_data({"identities": identities}, REGISTRY.names, where="ids.yml")
+        identity_map_from_data({"identities": identities}, REGISTRY.names, where="ids.yml")
     assert str(error.value).startswith(f"ids.yml: {message}")
 
 
 def test_the_same_name_twice_for_one_identity_and_disjoint_patterns_are_valid() -> None:
-    identities = IdentityMap.from_data(
+    identities = identity_map_from_data(
         {
             "identities": {
                 "a": {"cloudtrail": ["repo:acme/*", "repo:acme/api:*", "repo:ACME/api:x"]},
@@ -345,8 +351,8 @@ def test_the_same_name_twice_for_one_identity_and_disjoint_patterns_are_valid() 
 def test_declared_sources_are_valid_keys_when_named() -> None:
     data = {"identities": {"a": {"bitbucket": ["a.b"]}}}
     with pytest.raises(IdentityMapError, match="unknown source 'bitbucket'"):
-        IdentityMap.from_data(data, REGISTRY.names)
-    identities = IdentityMap.from_data(data, [*REGISTRY.names, "bitbucket"])
+        identity_map_from_data(data, REGISTRY.names)
+    identities = identity_map_from_data(data, [*REGISTRY.names, "bitbucket"])
     assert identities.resolve("bitbucket", "A.B") == "a"
 
 
@@ -369,7 +375,7 @@ def test_unreadable_files_name_the_file(tmp_path: Path, text: str, message: str)
 
 def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(IdentityMapError, match=r"missing\.yml: .*No such file"):
-        IdentityMap.load(tmp_path / "missing.yml")
+        load_identity_map(tmp_path / "missing.yml")
 
 
 def _common_name(first: str, second: str) -> bool:
@@ -382,8 +388,8 @@ def _common_name(first: str, second: str) -> bool:
         for size in range(1, longest + 2)
         for chars in itertools.product(letters, repeat=size)
     )
-    first_map = IdentityMap.from_data({"identities": {"p": {"github": [first]}}})
-    second_map = IdentityMap.from_data({"identities": {"q": {"github": [second]}}})
+    first_map = identity_map_from_data({"identities": {"p": {"github": [first]}}})
+    second_map = identity_map_from_data({"identities": {"q": {"github": [second]}}})
     return any(
         first_map.resolve("github", name) == "p" and second_map.resolve("github", name) == "q"
         for name in names
@@ -402,9 +408,9 @@ def test_two_identities_may_claim_two_patterns_exactly_when_no_name_matches_both
         with pytest.raises(
             IdentityMapError, match=r"claimed by both|also matched by|both match some names"
         ):
-            IdentityMap.from_data(data)
+            identity_map_from_data(data)
     else:
-        IdentityMap.from_data(data)
+        identity_map_from_data(data)
 
 
 # Correlation: one person's GitHub account and Kubernetes user in one group.
@@ -472,7 +478,7 @@ def _kubernetes(username: str) -> dict[str, Any]:
 
 
 def _correlate(tmp_path: Path, group_by: str, github_actor: str, k8s_user: str) -> list[Detection]:
-    stage = NormalizeStage(REGISTRY, identities=IdentityMap.from_data(CORRELATION_MAP))
+    stage = NormalizeStage(REGISTRY, identities=identity_map_from_data(CORRELATION_MAP))
     events = []
     for number, record in enumerate([_github(github_actor), _kubernetes(k8s_user)]):
         [result] = stage.process(RawRecord(orjson.dumps(record), f"scenario:{number}"))

@@ -41,7 +41,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -51,6 +51,7 @@ from detector.deadletter import DeadLetter
 from detector.detections import Detection, Evidence, Window, detection_id
 from detector.events import Event, format_timestamp
 from detector.rules.compiled import CompiledRule
+from detector.timestamps import EPOCH
 
 from .checkpoint import CheckpointError, gc_paused
 from .keys import EventRecord, distinct_value, group_key, key_text, number
@@ -58,7 +59,6 @@ from .model import NUMERIC, CorrelationRule, CorrelationSet, Slot, number_text
 from .packed import Ev, Evs, load_evs
 from .windows import Aggregator, Counters, Fire, Key, Value, aggregator_for, restored_key
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 CHECKPOINT_FORMAT = 1
 DEFAULT_MAX_GROUPS = 100_000
@@ -75,8 +75,10 @@ Timer = tuple[int, int, int, int, Key]
 
 
 def microseconds(moment: datetime) -> int:
-    """Microseconds since the epoch: the engine's clock."""
-    return (moment - EPOCH) // _MICROSECOND
+    """Microseconds since the epoch: the engine's clock. (Read off the difference's
+    parts: dividing it by a timedelta cost a correlator a fifth of its time per event.)"""
+    since = moment - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def to_datetime(value: int) -> datetime:

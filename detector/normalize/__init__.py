@@ -16,7 +16,7 @@ from mypy_extensions import mypyc_attr
 
 from detector.deadletter import DeadLetter
 from detector.events import Event
-from detector.identity import IdentityMap
+from detector.identity_map import IdentityMap
 from detector.normalize.base import NormalizationError, Normalizer, SourceRoute
 from detector.sources.records import RawRecord
 

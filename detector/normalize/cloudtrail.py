@@ -32,7 +32,15 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from detector.events import Event, Outcome
-from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, ip, text
+from detector.normalize.base import (
+    NormalizationError,
+    Normalizer,
+    content_id,
+    dig,
+    ip,
+    text,
+    trusted_event,
+)
 from detector.timestamps import TimestampError, from_iso
 
 #: Calls that sign a principal in or hand it credentials: ECS authentication / start.
@@ -97,7 +105,7 @@ class CloudTrailNormalizer(Normalizer):
             if record.get("eventSource") == "sts.amazonaws.com"
             else None
         )
-        return Event.trusted(
+        return trusted_event(
             timestamp=timestamp,
             event_id=text(record.get("eventID")) or content_id(record),
             event_source=self.name,

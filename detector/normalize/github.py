@@ -22,6 +22,7 @@ from detector.normalize.base import (
     first_time,
     ip,
     text,
+    trusted_event,
 )
 from detector.timestamps import from_any, from_epoch
 
@@ -245,7 +246,7 @@ class GitHubAuditNormalizer(Normalizer):
         categories, types = classify(action)
         actor = text(record.get("actor"))
         kind, resource = _resource(record, prefix, verb)
-        return Event.trusted(
+        return trusted_event(
             timestamp=_event_time(record),
             event_id=text(record.get("_document_id")) or content_id(record),
             event_source=self.name,

@@ -37,7 +37,14 @@ from datetime import datetime
 from typing import Any
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, text
+from detector.normalize.base import (
+    NormalizationError,
+    Normalizer,
+    content_id,
+    dig,
+    text,
+    trusted_event,
+)
 from detector.timestamps import TimestampError, from_iso
 
 _JOB = "workflow_job"
@@ -87,7 +94,7 @@ class GitHubActionsNormalizer(Normalizer):
             raise NormalizationError("no action")
         job_or_run: dict[str, Any] = record[kind]
         actor = _actor(record, kind)
-        return Event.trusted(
+        return trusted_event(
             timestamp=_timestamp(job_or_run, kind, action),
             event_id=_event_id(record, job_or_run, kind, action),
             event_source=self.name,

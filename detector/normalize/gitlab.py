@@ -56,7 +56,15 @@ import re
 from typing import Any
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, first_time, ip, text
+from detector.normalize.base import (
+    NormalizationError,
+    Normalizer,
+    content_id,
+    first_time,
+    ip,
+    text,
+    trusted_event,
+)
 
 #: Keys every shape of a GitLab audit event carries, and no other source combines.
 _SIGNATURE = ("author_id", "entity_id", "entity_type")
@@ -230,7 +238,7 @@ class GitLabAuditNormalizer(Normalizer):
         entity_path = fields.text("entity_path")
         target_type = fields.text("target_type")
         target_details = fields.text("target_details")
-        return Event.trusted(
+        return trusted_event(
             timestamp=first_time(record, ("created_at", "time")),
             event_id=_event_id(record),
             event_source=self.name,

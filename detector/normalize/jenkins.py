@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from detector.events import Event, Outcome
-from detector.normalize.base import NormalizationError, Normalizer, content_id
+from detector.normalize.base import NormalizationError, Normalizer, content_id, trusted_event
 from detector.timestamps import TimestampError, from_iso
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -183,7 +183,7 @@ class JenkinsAuditNormalizer(Normalizer):
         if not isinstance(message, str):
             raise NormalizationError("message is missing or not a string")
         parsed = _parse_message(message)
-        return Event.trusted(
+        return trusted_event(
             timestamp=self._timestamp(record),
             event_id=content_id(record),
             event_source=self.name,

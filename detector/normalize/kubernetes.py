@@ -41,14 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import (
-    Normalizer,
-    content_id,
-    dig,
-    first_time,
-    ip,
-    text,
-)
+from detector.normalize.base import Normalizer, content_id, dig, first_time, ip, text, trusted_event
 from detector.normalize.images import split_reference
 
 _AUDIT_API_PREFIX = "audit.k8s.io/"
@@ -131,18 +124,17 @@ class KubernetesAuditNormalizer(Normalizer):
         )
 
     def normalize(self, record: dict[str, Any]) -> Event:
-        get = record.get
-        object_ref = _mapping(get("objectRef"))
-        user = _mapping(get("user"))
-        verb = text(get("verb"))
+        object_ref = _mapping(record.get("objectRef"))
+        user = _mapping(record.get("user"))
+        verb = text(record.get("verb"))
         resource = text(object_ref.get("resource"))
         subresource = text(object_ref.get("subresource"))
         username = text(user.get("username"))
-        audit_id = text(get("auditID"))
-        stage = text(get("stage"))
-        forbidden = _mapping(get("annotations")).get(_DECISION) == "forbid"
+        audit_id = text(record.get("auditID"))
+        stage = text(record.get("stage"))
+        forbidden = _mapping(record.get("annotations")).get(_DECISION) == "forbid"
         image_name, image_digest = _image(record, verb, resource, subresource)
-        return Event.trusted(
+        return trusted_event(
             timestamp=first_time(record, ("stageTimestamp", "requestReceivedTimestamp")),
             event_id=f"{audit_id}:{stage}" if audit_id and stage else content_id(record),
             event_source=self.name,
@@ -153,8 +145,8 @@ class KubernetesAuditNormalizer(Normalizer):
             user_name=username,
             user_id=text(user.get("uid")),
             user_type=_user_type(username),
-            source_ip=_source_ip(get("sourceIPs")),
-            user_agent=text(get("userAgent")),
+            source_ip=_source_ip(record.get("sourceIPs")),
+            user_agent=text(record.get("userAgent")),
             namespace=text(object_ref.get("namespace")),
             resource_kind=resource,
             resource_name=text(object_ref.get("name")),

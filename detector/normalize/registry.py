@@ -27,7 +27,15 @@ from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from detector.events import Event, Outcome, UserType
-from detector.normalize.base import NormalizationError, Normalizer, content_id, dig, ip, text
+from detector.normalize.base import (
+    NormalizationError,
+    Normalizer,
+    content_id,
+    dig,
+    ip,
+    text,
+    trusted_event,
+)
 from detector.timestamps import TimestampError, from_epoch, from_iso
 
 
@@ -124,7 +132,7 @@ class RegistryNormalizer(Normalizer):
         repository = text(target.get("repository"))
         digest = text(target.get("digest"))
         user = text(dig(record, "actor", "name"))
-        return Event.trusted(
+        return trusted_event(
             timestamp=timestamp,
             event_id=text(record.get("id")) or content_id(record),
             event_source=self.name,
@@ -156,7 +164,7 @@ class RegistryNormalizer(Normalizer):
         single = resources[0] if isinstance(resources, list) and len(resources) == 1 else None
         digest = text(dig(single, "digest"))
         user = text(record.get("operator"))
-        return Event.trusted(
+        return trusted_event(
             timestamp=timestamp,
             event_id=content_id(record),
             event_source=self.name,

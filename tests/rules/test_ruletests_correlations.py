@@ -19,7 +19,7 @@ from detector.correlate import (
     compile_correlations,
 )
 from detector.events import Event
-from detector.identity import IdentityMap
+from detector.identity import identity_map_from_data
 from detector.normalize import NormalizeStage, SourceRegistry
 from detector.normalize.builtin import build_registry
 from detector.rules import CompiledRule, load_rules, ruletests
@@ -484,7 +484,7 @@ def test_a_clone_burst_follows_one_person_across_systems_by_identity(
     registry: SourceRegistry,
 ) -> None:
     rules, compiled = shipped
-    identities = IdentityMap.from_data(
+    identities = identity_map_from_data(
         {"identities": {"mallory": {"github": ["mallory-gh"], "gitlab": ["Mallory"]}}}
     )
     stage = NormalizeStage(registry, identities=identities)

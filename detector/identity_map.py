@@ -1,0 +1,86 @@
+"""The identity map at work: `(event.source, user.name)` to `user.identity`, on every event.
+
+Compiled with the hot path; `detector.identity` reads and validates the map file (the
+format and the rules it holds a map to are described there) and builds this from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+
+from detector.events import Event
+
+WILDCARD = "*"
+
+#: canonical name -> event.source -> that source's user names and `*` patterns
+Identities = Mapping[str, Mapping[str, Sequence[str]]]
+
+
+class IdentityMap:
+    """Resolves `(event.source, user.name)` to the canonical identity. Empty: every name
+    is its own identity. Built from a validated map (`detector.identity`): one identity
+    per name."""
+
+    def __init__(self, identities: Identities | None = None) -> None:
+        identities = identities or {}
+        self._canonical = frozenset([name.casefold() for name in identities])
+        self._exact: dict[tuple[str, str], str] = {}
+        grouped: dict[str, list[tuple[str, str]]] = {}
+        for source, canonical, name in claims(identities):
+            if WILDCARD in name:
+                grouped.setdefault(source, []).append((pattern_regex(name), canonical))
+            else:
+                self._exact[(source, name)] = canonical
+        # One alternation per source; patterns never overlap, so the group that matched
+        # (`lastindex`) names the only identity.
+        self._patterns = {
+            source: (
+                re.compile("|".join([f"({regex})" for regex, _ in entries])),
+                [canonical for _, canonical in entries],
+            )
+            for source, entries in grouped.items()
+        }
+
+    def __len__(self) -> int:
+        """How many canonical identities the map has."""
+        return len(self._canonical)
+
+    def resolve(self, source: str, name: str | None) -> str | None:
+        """The canonical identity of `name` in `source`; unmapped: `name` itself (qualified
+        by the source when it equals a canonical name); None without a name."""
+        if not name:
+            return None
+        folded = name.casefold()
+        canonical = self._exact.get((source, folded))
+        if canonical is not None:
+            return canonical
+        patterns = self._patterns.get(source)
+        if patterns is not None:
+            found = patterns[0].fullmatch(folded)
+            if found is not None and found.lastindex is not None:
+                return patterns[1][found.lastindex - 1]
+        return f"{source}:{name}" if folded in self._canonical else name
+
+    def apply(self, event: Event) -> Event:
+        """`event`, just made by a normalizer, with its `user.identity` set in place (none
+        when it has no user.name). In place, on an event nobody holds yet: a copy of the
+        frozen model would cost a seventh of normalizing the record."""
+        identity = self.resolve(event.event_source, event.user_name)
+        if identity is not None:
+            event.__dict__["user_identity"] = identity
+            event.__pydantic_fields_set__.add("user_identity")
+        return event
+
+
+def claims(identities: Identities) -> Iterator[tuple[str, str, str]]:
+    """(source, canonical name, case-folded user name or pattern), in file order."""
+    for canonical, sources in identities.items():
+        for source, names in sources.items():
+            for name in names:
+                yield source, canonical, name.casefold()
+
+
+def pattern_regex(pattern: str) -> str:
+    """A case-folded `*` pattern as a regular expression (without groups)."""
+    return "(?s:" + ".*".join([re.escape(part) for part in pattern.split(WILDCARD)]) + ")"
