@@ -258,6 +258,17 @@ def _lower_predicate(getter: Getter, test: TextTest) -> Predicate:
             return test(value.lower())
         if value is MISSING or value is None:
             return False
+        if type(value) is list:  # most lists hold strings: tested as they are
+            for item in value:
+                if type(item) is str:
+                    if test(item.lower()):
+                        return True
+                elif match_elements(item):
+                    return True
+            return False
+        return match_elements(value)
+
+    def match_elements(value: Any) -> bool:
         for element in iter_elements(value):
             text = text_of(element)
             if text is not None and test(text.lower()):
@@ -276,6 +287,17 @@ def _scalar_predicate(getter: Getter, test: ScalarTest, lower: bool) -> Predicat
             return test(value, value, value.lower() if lower else None)
         if value is MISSING or value is None:
             return False
+        if type(value) is list:  # most lists hold strings: tested without `_prepare`
+            for item in value:
+                if type(item) is str:
+                    if test(item, item, item.lower() if lower else None):
+                        return True
+                elif match_prepared(item):
+                    return True
+            return False
+        return match_prepared(value)
+
+    def match_prepared(value: Any) -> bool:
         for element, text, folded in _prepare(value, lower):
             if test(element, text, folded):
                 return True
