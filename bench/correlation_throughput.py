@@ -46,15 +46,16 @@ from bench.common import command, machine, record
 from detector.config import SourcesSettings
 from detector.correlate import CorrelationEngine, CorrelationSet, EngineSettings, checkpoint
 from detector.correlate import compile_correlations as compile_set
+from detector.correlate.engine import microseconds, to_datetime
 from detector.detections import Detection
 from detector.events import Event
 from detector.normalize.builtin import build_registry
 from detector.normalize.github import classify
 from detector.rules import CompiledRule, load_rules
 from detector.rules.routing import RuleRouter
+from detector.timestamps import EPOCH
 
 START = datetime(2025, 3, 3, 8, tzinfo=UTC)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEAN_GAP_US = 18_000  # ~55 events/s: 1M events span ~5 h of event time
 LATENESS = timedelta(minutes=2)
 OUT_OF_ORDER = 0.03  # share of events delayed by up to DELAY_US
@@ -201,10 +202,6 @@ correlation:
 SCENARIOS = [*CORRELATIONS, "all"]
 
 
-def microseconds(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
-
-
 class Population:
     """Who acts on what: teams of people with their repositories, CI bots on every repository."""
 
@@ -342,7 +339,7 @@ class EventStream:
 
     def _registry(self, micros: int, action: str, actor: int) -> Event:
         rng, population = self.rng, self.population
-        moment = EPOCH + timedelta(microseconds=micros)
+        moment = to_datetime(micros)
         name = population.name(actor)
         address = population.address(rng, actor)
         agent = REGISTRY_AGENTS[actor % len(REGISTRY_AGENTS)]

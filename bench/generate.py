@@ -36,13 +36,13 @@ from typing import Any
 import orjson
 
 from detector.config import SourcesSettings
+from detector.correlate.engine import microseconds, to_datetime
 from detector.events import Event
 from detector.normalize import NormalizeStage
 from detector.normalize.builtin import build_registry
 from detector.sources.files import read_paths
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "sources"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 START = datetime(2025, 3, 3, tzinfo=UTC)
 MEAN_GAP_US = 400_000  # ~216k events a day: a busy cluster plus an organization
 
@@ -160,7 +160,7 @@ def like(original: Any, micros: int) -> Any:
         return micros // precision(original)
     if not isinstance(original, str):
         return original
-    ts = EPOCH + timedelta(microseconds=micros)
+    ts = to_datetime(micros)
     head = ts.strftime("%Y-%m-%dT%H:%M:%S")
     fraction = original.split(".", 1)[1] if "." in original else ""
     digits = len(fraction) - len(fraction.lstrip("0123456789"))
@@ -181,9 +181,9 @@ class Varier:
         #: routine records made as a well-run organization makes them (see `generate`)
         self.benign = benign
         #: event time of the record being made, in microseconds since the epoch
-        self.now = int((START - EPOCH) / timedelta(microseconds=1))
+        self.now = microseconds(START)
         #: where the last record's time should land, if the records span a set time
-        self.until = None if until is None else int((until - EPOCH) / timedelta(microseconds=1))
+        self.until = None if until is None else microseconds(until)
 
     def tick(self, remaining: int) -> None:
         """Advance to the next record's time; `remaining` records are still to come.
