@@ -27,6 +27,7 @@ HOT_PATH = [
     "detector/normalize/kubernetes.py",
     "detector/normalize/registry.py",
     "detector/rules/detection.py",
+    "detector/rules/evaluate.py",
     "detector/rules/fields.py",
     "detector/rules/index.py",
     "detector/rules/routing.py",

@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sigma.exceptions import SigmaError
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaDetections, SigmaLogSource, SigmaRule, SigmaRuleBase
 
-from detector.rules.codegen import generate
 from detector.rules.condition import compile_conditions
 from detector.rules.detection import DetectionCompiler
 from detector.rules.errors import RuleCompileError, error_reason
+from detector.rules.evaluate import evaluator
 from detector.rules.placeholders import Placeholders
 from detector.rules.plan import Plan, Predicate, Record, plan_all
 
@@ -51,7 +52,7 @@ class CompiledFilter:
     matches: Predicate
     source: Path | None
     filter: SigmaFilter = field(repr=False)
-    #: the shape of `matches`, joined into the generated code of the rules it applies to
+    #: the shape of `matches`, joined into the evaluation of the rules it applies to
     plan: Plan = field(repr=False)
 
     def applies_to(self, rule: SigmaRule) -> bool:
@@ -93,7 +94,7 @@ class RuleDetection:
     condition: Predicate
     #: the filters applied to this rule
     filters: tuple[CompiledFilter, ...]
-    #: the full test, condition and applied filters, that `matches` is generated from
+    #: the full test, condition and applied filters, that `matches` is built from
     plan: Plan
 
 
@@ -115,21 +116,21 @@ class CompiledRule:
     tags: tuple[str, ...]
     logsource: LogSource
     source: Path | None
-    #: the full test, condition and applied filters: one generated function (see codegen),
+    #: the full test, condition and applied filters, as compiled objects (see `evaluate`),
     #: made on the first call
-    matches: Predicate = field(init=False, repr=False)
+    matches: Callable[[dict[str, Any]], bool] = field(init=False, repr=False)
     #: the compiled detection, or what compiles it
     compiled: RuleDetection | Callable[[], RuleDetection] = field(repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "matches", self._generate_on_first_call)
+        object.__setattr__(self, "matches", self._build_on_first_call)
 
-    def _generate_on_first_call(self, record: Record) -> bool:
-        """Generates the rule's function and puts it in the place of `matches`: a large
-        rule set loads without generating code for rules no record ever reaches."""
-        generated = generate(self.detection.plan)
-        object.__setattr__(self, "matches", generated)
-        return generated(record)
+    def _build_on_first_call(self, record: dict[str, Any]) -> bool:
+        """Builds the rule's test and puts it in the place of `matches`: a large rule set
+        loads without compiling the rules no record ever reaches."""
+        test = evaluator(self.detection.plan).holds
+        object.__setattr__(self, "matches", test)
+        return test(record)
 
     @property
     def detection(self) -> RuleDetection:

@@ -47,10 +47,7 @@ def compile_getter(name: str) -> Getter:
 
     parts = name.split(".")
     count = len(parts)
-    splits: _Splits = tuple(
-        tuple((end, ".".join(parts[start:end])) for end in range(count, start, -1))
-        for start in range(count)
-    )
+    splits = _split(parts)
     if count == 2:
         return _two_part_getter(name, parts[0], parts[1], splits)
 
@@ -72,26 +69,62 @@ def compile_getter(name: str) -> Getter:
     return get_dotted
 
 
-def _two_part_getter(name: str, outer: str, inner: str, splits: _Splits) -> Getter:
-    """`outer.inner`, the most common path, without the loop.
+def _split(parts: list[str]) -> _Splits:
+    count = len(parts)
+    return tuple(
+        tuple((end, ".".join(parts[start:end])) for end in range(count, start, -1))
+        for start in range(count)
+    )
 
-    With no `outer.inner` key, the only other reading is record[outer][inner]: when
-    `outer` is absent, a scalar or an object without `inner`, the field is missing.
-    Lists (and mappings that are not dicts) take the general walk.
-    """
+
+def _two_part_getter(name: str, outer: str, inner: str, splits: _Splits) -> Getter:
+    """`outer.inner`, the most common path, without the loop (see `_read_two`)."""
 
     def get_two(record: Mapping[str, Any]) -> Any:
-        value = record.get(name, MISSING)
-        if value is not MISSING:
-            return value
-        first = record.get(outer, MISSING)
-        if type(first) is dict:
-            return first.get(inner, MISSING)
-        if isinstance(first, list | Mapping):
-            return _walk(record, splits, 0, 2)
-        return MISSING
+        if isinstance(record, dict):
+            return _read_two(record, name, outer, inner, splits)
+        return _walk(record, splits, 0, 2)
 
     return get_two
+
+
+def _read_two(record: dict[str, Any], name: str, outer: str, inner: str, splits: _Splits) -> Any:
+    """With no `outer.inner` key, the only other reading is record[outer][inner]: when
+    `outer` is absent, a scalar or an object without `inner`, the field is missing.
+    Lists (and mappings that are not dicts) take the general walk."""
+    value = record.get(name, MISSING)
+    if value is not MISSING:
+        return value
+    first = record.get(outer, MISSING)
+    if isinstance(first, dict):  # (a dict, not any mapping: compiled as dict lookups)
+        return first.get(inner, MISSING)
+    if first is MISSING or first is None:  # most often: no test of the type below
+        return MISSING
+    if isinstance(first, (list, Mapping)):
+        return _walk(record, splits, 0, 2)
+    return MISSING
+
+
+class FieldReader:
+    """Reads one field as `compile_getter` does, for compiled callers: a key or an
+    `outer.inner` path without a call through a closure, a longer path through the
+    getter the rules share (`record_getter`)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        parts = name.split(".")
+        self.depth = len(parts)
+        self.outer = parts[0]
+        self.inner = parts[-1]
+        self.splits = _split(parts)
+        self.getter: Getter | None = record_getter(name) if self.depth > 2 else None
+
+    def read(self, record: dict[str, Any]) -> Any:
+        if self.depth == 1:
+            return record.get(self.name, MISSING)
+        if self.getter is None:
+            return _read_two(record, self.name, self.outer, self.inner, self.splits)
+        return self.getter(record)
 
 
 @cache

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detector.rules.compiled import CompiledRule
-from detector.rules.fields import MISSING, as_number, compile_getter, iter_elements, text_of
+from detector.rules.fields import MISSING, FieldReader, as_number, iter_elements, text_of
 from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
 
 #: candidate lists remembered, by the clauses a record met, before starting over
@@ -118,11 +118,7 @@ class _Probe:
         self.present = 0
         #: the model attribute that holds the field, when read from attribute values
         self.attribute: str | None = None
-        parts = name.split(".")
-        #: a path into nested objects (`fields.compile_getter`); `outer.inner` read inline
-        self._getter = compile_getter(name) if len(parts) > 1 else None
-        self._outer: str | None = parts[0] if len(parts) == 2 else None
-        self._inner: str | None = parts[1] if len(parts) == 2 else None
+        self._reader = FieldReader(name)
 
     def add(self, kind: int, key: Any, bit: int) -> None:
         if kind == TEXT:
@@ -133,23 +129,12 @@ class _Probe:
             self.present |= bit
 
     def value(self, record: dict[str, Any]) -> Any:
-        """The field's value in `record` as `fields.compile_getter` reads it, MISSING where
+        """The field's value in `record` (`fields.FieldReader`), MISSING where
         absent; from attribute values when `attribute` is set (None is absent there)."""
         if self.attribute is not None:
             value = record[self.attribute]
             return MISSING if value is None else value
-        if self._getter is None:
-            return record.get(self.name, MISSING)
-        if self._outer is None:
-            return self._getter(record)
-        value = record.get(self.name, MISSING)
-        if value is MISSING:
-            outer = record.get(self._outer)
-            if type(outer) is dict:
-                return outer.get(self._inner, MISSING)
-            if outer is not None:
-                return self._getter(record)
-        return value
+        return self._reader.read(record)
 
     def bits(self, value: Any) -> int:
         """The bits of the clauses a present `value` meets."""

@@ -1,9 +1,9 @@
 """The shape of a compiled detection: and/or/not over field tests, each with its closure.
 
-The detection compiler builds this tree alongside the closures; `codegen` turns it into
-one Python function per rule. Every node keeps its closure (`predicate`), which is what
-`rules explain` evaluates and what the generated code falls back to for the tests it
-does not inline (`Opaque`).
+The detection compiler builds this tree alongside the closures; `evaluate` turns it into
+compiled objects per rule. Every node keeps its closure (`predicate`), which is what
+`rules explain` evaluates and what the compiled objects fall back to for the tests they
+do not make themselves (`Opaque`).
 """
 
 # Explicit loops instead of any()/all() over generators: half the cost on the match path.
@@ -23,7 +23,7 @@ Predicate = Callable[[Record], bool]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Opaque:
-    """A test the generated code calls as its closure."""
+    """A test the compiled evaluation calls as its closure."""
 
     predicate: Predicate
 

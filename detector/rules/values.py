@@ -73,7 +73,7 @@ class ValueTest:
     test: ScalarTest
     needs_lower: bool
     lower_only: TextTest | None = None
-    #: what `lower_only` tests, for the generated matching code
+    #: what `lower_only` tests, for the compiled evaluation (`evaluate`)
     lower_spec: TextSpec | None = None
     #: set when every value is a number: the test is membership of the number read
     numbers_only: frozenset[int | float] | None = None
@@ -93,24 +93,25 @@ class TextSpec:
     #: the `?` and inner-`*` patterns as one regular expression, matched in full
     pattern: re.Pattern[str] | None
 
+    def holds(self, text: str) -> bool:
+        """Whether `text` (lower-cased for a case-insensitive spec) passes the OR."""
+        if self.any or text in self.equal:
+            return True
+        if self.prefixes and text.startswith(self.prefixes):
+            return True
+        if self.suffixes and text.endswith(self.suffixes):
+            return True
+        for needle in self.substrings:
+            if needle in text:
+                return True
+        return self.pattern is not None and self.pattern.fullmatch(text) is not None
+
     def build(self) -> TextTest | None:
-        """The test as closures, or None when there is no string to test."""
-        if self.any:
-            return _always
-        tests: list[TextTest] = []
-        if self.equal:
-            tests.append(self.equal.__contains__)
-        if self.prefixes:
-            tests.append(_startswith(self.prefixes))
-        if self.suffixes:
-            tests.append(_endswith(self.suffixes))
-        if self.substrings:
-            tests.append(_contains(self.substrings))
-        if self.pattern is not None:
-            tests.append(_fullmatch(self.pattern))
-        if not tests:
-            return None
-        return tests[0] if len(tests) == 1 else _any_text(tuple(tests))
+        """The test as a function, or None when there is no string to test."""
+        tests = (self.equal, self.prefixes, self.suffixes, self.substrings)
+        if self.any or self.pattern is not None or any(tests):
+            return self.holds
+        return None
 
 
 def compile_values(values: Sequence[SigmaType]) -> ValueTest:
@@ -254,51 +255,6 @@ def _compile_regex(value: SigmaRegularExpression) -> re.Pattern[str]:
         return re.compile(source, flags)
     except re.error as exc:
         raise RuleCompileError(f"invalid regular expression {source!r}: {exc}") from exc
-
-
-def _always(text: str) -> bool:
-    return True
-
-
-def _startswith(prefixes: tuple[str, ...]) -> TextTest:
-    def test(text: str) -> bool:
-        return text.startswith(prefixes)
-
-    return test
-
-
-def _endswith(suffixes: tuple[str, ...]) -> TextTest:
-    def test(text: str) -> bool:
-        return text.endswith(suffixes)
-
-    return test
-
-
-def _contains(substrings: tuple[str, ...]) -> TextTest:
-    if len(substrings) == 1:
-        (needle,) = substrings
-
-        def contains_one(text: str) -> bool:
-            return needle in text
-
-        return contains_one
-
-    def contains_any(text: str) -> bool:
-        for needle in substrings:
-            if needle in text:
-                return True
-        return False
-
-    return contains_any
-
-
-def _fullmatch(pattern: re.Pattern[str]) -> TextTest:
-    match = pattern.fullmatch
-
-    def test(text: str) -> bool:
-        return match(text) is not None
-
-    return test
 
 
 def _any_text(tests: tuple[Callable[[str], object], ...]) -> TextTest:

@@ -1,4 +1,4 @@
-"""The generated matching function agrees with the closures on every modifier and value shape."""
+"""The compiled evaluation of a rule agrees with the closures on every modifier and value shape."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.rules import CompiledRule
-from detector.rules.codegen import generate
+from detector.rules.evaluate import evaluator
 from detector.rules.plan import AllOf, Exists, LowerText, Plan
 from detector.rules.values import TextSpec
 
@@ -102,7 +102,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
 
 @settings(max_examples=1000, deadline=None)
 @given(detections(), st.lists(records(), min_size=1, max_size=5))
-def test_generated_function_equals_the_closures(
+def test_evaluation_equals_the_closures(
     detection_dict: Compile, detection: dict[str, Any], batch: list[dict[str, Any]]
 ) -> None:
     try:
@@ -113,7 +113,7 @@ def test_generated_function_equals_the_closures(
         assert rule.matches(record) is rule.condition(record), (detection, record)
 
 
-def test_string_tests_are_inlined_and_the_rest_calls_closures(detection_dict: Compile) -> None:
+def test_strings_are_tested_natively_and_the_rest_by_closures(detection_dict: Compile) -> None:
     rule = detection_dict(
         {
             "sel": {"a|startswith": ["x", "Y"], "b.c|exists": True},
@@ -128,13 +128,13 @@ def test_string_tests_are_inlined_and_the_rest_calls_closures(detection_dict: Co
     assert rule.matches({"a": ["no", "Xy"], "b.c": 1}) is True
 
 
-def test_rule_strings_are_constants_not_code() -> None:
+def test_rule_strings_are_data_not_code() -> None:
     """A value that is valid Python stays a string the record is compared with."""
     hostile = "__import__('os').getcwd() or 1"
     spec = TextSpec(False, frozenset({hostile}), (), (), (), None)
     plan = LowerText("f'x", spec, lambda record: False)
     both: Plan = AllOf((plan, Exists("a", True, lambda r: False)), lambda r: False)
-    generated = generate(both)
-    assert generated({"f'x": hostile, "a": 1}) is True
-    assert generated({"f'x": "other", "a": 1}) is False
-    assert generated({"f'x": hostile}) is False
+    test = evaluator(both)
+    assert test.holds({"f'x": hostile, "a": 1}) is True
+    assert test.holds({"f'x": "other", "a": 1}) is False
+    assert test.holds({"f'x": hostile}) is False

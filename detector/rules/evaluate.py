@@ -1,0 +1,182 @@
+"""A rule's plan as compiled objects: one native test per and/or/not and field test.
+
+The closures cost 4-5 Python calls per field test (condition, identifier, getter, value
+test, string method). Here a rule is a tree of native objects, evaluated without the
+interpreter: a field test reads its field (a key or an `outer.inner` path inline),
+lower-cases a string and tests it with its `TextSpec` (`in` a frozenset,
+`str.startswith`/`str.endswith` with a tuple, `in` for substrings, a precompiled
+`fullmatch`); an integer among numbers is `in` a frozenset, `|gt` and the like are one
+comparison, `exists` is `is` MISSING. Everything else (lists, numeric text, regular
+expressions, CIDR, field references, keyword searches...) calls the node's closure, so
+the semantics stay those of `detection`. Nothing is generated as source: rule-provided
+strings are only ever data.
+"""
+
+# Explicit loops instead of any()/all(): no generator in compiled code.
+# ruff: noqa: SIM110
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from detector.rules.fields import MISSING, FieldReader
+from detector.rules.plan import (
+    AllOf,
+    AnyOf,
+    Compare,
+    Exists,
+    LowerText,
+    Not,
+    NumberIn,
+    Plan,
+    Predicate,
+)
+from detector.rules.values import TextSpec
+
+#: `Compare.operator` symbol -> the code `_Compare` branches on
+_OPERATORS: Final = {"<": 0, "<=": 1, ">": 2, ">=": 3, "!=": 4}
+
+
+class Test:
+    """One node of a rule's plan."""
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+
+def evaluator(plan: Plan) -> Test:
+    """The plan as native objects, equal to `plan.predicate` on every record."""
+    if isinstance(plan, AllOf):
+        return _All([evaluator(child) for child in plan.children])
+    if isinstance(plan, AnyOf):
+        return _Any([evaluator(child) for child in plan.children])
+    if isinstance(plan, Not):
+        return _Not(evaluator(plan.child))
+    if isinstance(plan, Exists):
+        return _Exists(FieldReader(plan.field), plan.expected)
+    if isinstance(plan, LowerText):
+        return _Text(FieldReader(plan.field), plan.spec, plan.predicate)
+    if isinstance(plan, NumberIn):
+        return _Numbers(FieldReader(plan.field), plan.numbers, plan.predicate)
+    if isinstance(plan, Compare):
+        return _Compare(FieldReader(plan.field), plan.operator, plan.bound, plan.predicate)
+    return _Closure(plan.predicate)
+
+
+class _All(Test):
+    def __init__(self, children: list[Test]) -> None:
+        self.children = children
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        for child in self.children:
+            if not child.holds(record):
+                return False
+        return True
+
+
+class _Any(Test):
+    def __init__(self, children: list[Test]) -> None:
+        self.children = children
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        for child in self.children:
+            if child.holds(record):
+                return True
+        return False
+
+
+class _Not(Test):
+    def __init__(self, child: Test) -> None:
+        self.child = child
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        return not self.child.holds(record)
+
+
+class _Closure(Test):
+    """A test only the closure knows (`Opaque`)."""
+
+    def __init__(self, predicate: Predicate) -> None:
+        self.predicate = predicate
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        return bool(self.predicate(record))
+
+
+class _Exists(Test):
+    def __init__(self, field: FieldReader, expected: bool) -> None:
+        self.field = field
+        self.expected = expected
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        return (self.field.read(record) is not MISSING) == self.expected
+
+
+class _Text(Test):
+    """A string's lower-cased text (an integer's digits) passes `spec`; an absent or
+    null field fails; a list, a float, a boolean... goes to the closure."""
+
+    def __init__(self, field: FieldReader, spec: TextSpec, fallback: Predicate) -> None:
+        self.field = field
+        self.spec = spec
+        self.fallback = fallback
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        value = self.field.read(record)
+        if type(value) is str:
+            text: str = value
+            return self.spec.holds(text.lower())
+        if type(value) is int:
+            return self.spec.holds(str(value))
+        if value is MISSING or value is None:
+            return False
+        return bool(self.fallback(record))
+
+
+class _Numbers(Test):
+    """An integer among `numbers`; other present values go to the closure."""
+
+    def __init__(
+        self, field: FieldReader, numbers: frozenset[int | float], fallback: Predicate
+    ) -> None:
+        self.field = field
+        self.numbers = numbers
+        self.fallback = fallback
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        value = self.field.read(record)
+        if type(value) is int:
+            return value in self.numbers
+        if value is MISSING or value is None:
+            return False
+        return bool(self.fallback(record))
+
+
+class _Compare(Test):
+    """An integer for which `value <operator> bound`; other present values: the closure."""
+
+    def __init__(
+        self, field: FieldReader, operator: str, bound: int | float, fallback: Predicate
+    ) -> None:
+        self.field = field
+        self.operator = _OPERATORS[operator]
+        self.bound = bound
+        self.fallback = fallback
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        value = self.field.read(record)
+        if type(value) is not int:
+            if value is MISSING or value is None:
+                return False
+            return bool(self.fallback(record))
+        bound = self.bound
+        operator = self.operator
+        if operator == 0:
+            return bool(value < bound)
+        if operator == 1:
+            return bool(value <= bound)
+        if operator == 2:
+            return bool(value > bound)
+        if operator == 3:
+            return bool(value >= bound)
+        return bool(value != bound)
