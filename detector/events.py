@@ -108,11 +108,6 @@ class Event(BaseModel):
                 record[key] = value
         return record
 
-    def attribute_values(self) -> dict[str, Any]:
-        """Every field's value by attribute name (None where absent), not copied: for
-        reading only, as the rule index does before any record is made."""
-        return self.__dict__
-
     def to_json(self) -> bytes:
         """The JSON to write out: secrets in `raw` are redacted."""
         shape = self.to_dict()

@@ -69,7 +69,8 @@ class RuleRouter:
             return matched
         timestamp = source in self._timestamp_read
         if index.reads_attributes:
-            candidates = index.candidates(event.attribute_values())
+            # every field by attribute name, None where absent: the model's own dict
+            candidates = index.candidates(event.__dict__)
             if not candidates:  # most events: no record to make
                 return matched
             record = event.to_record(timestamp=timestamp)

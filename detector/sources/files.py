@@ -192,11 +192,17 @@ def _first_line_is_json(stream: Stream) -> bool:
     return True
 
 
+def _raw_record(data: bytes, origin: str, source: str | None) -> RawRecord:
+    """`RawRecord(data, origin, source)` without the `__new__` that `NamedTuple` writes in
+    Python: the one call into the interpreter a replay made per line."""
+    return tuple.__new__(RawRecord, (data, origin, source, None))
+
+
 def _lines(stream: BinaryIO, name: str, source: str | None, first: int = 1) -> Iterator[RawRecord]:
     for number, line in enumerate(stream, start=first):
         stripped = line.rstrip(b"\r\n")
         if stripped.strip(_WHITESPACE):
-            yield RawRecord(stripped, f"{name}:{number}", source)
+            yield _raw_record(stripped, f"{name}:{number}", source)
 
 
 def _line_blocks(stream: Stream, name: str, source: str | None, size: int) -> Iterator[LineBlock]:
@@ -245,7 +251,7 @@ def _json_values(
 
     def record(end: int) -> RawRecord:
         assert start is not None
-        return RawRecord(buffer[start:end].strip(_WHITESPACE), f"{name}@{offset + start}", source)
+        return _raw_record(buffer[start:end].strip(_WHITESPACE), f"{name}@{offset + start}", source)
 
     while chunk := stream.read(chunk_size):
         position = len(buffer)
