@@ -16,6 +16,7 @@ from setuptools import Extension, setup
 #: Modules with pydantic models (events, detections, identity) cannot be compiled.
 HOT_PATH = [
     "detector/construct.py",
+    "detector/event_record.py",
     "detector/identity_map.py",
     "detector/normalize/__init__.py",
     "detector/normalize/base.py",

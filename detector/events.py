@@ -13,6 +13,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from detector.event_record import event_record
 from detector.redact import redact
 
 UserType = Literal["human", "bot", "service_account", "token"]
@@ -100,13 +101,8 @@ class Event(BaseModel):
         """`to_dict()` without copying nested values (lists, `raw`): for reading only, as
         rule matching does on every event. Without `timestamp`, `@timestamp` is left out
         (formatting it is a third of the cost, and few rules read it)."""
-        values = self.__dict__
-        record = {"@timestamp": format_timestamp(self.timestamp)} if timestamp else {}
-        for key, name in _RECORD_ATTRIBUTES:
-            value = values[name]
-            if value is not None:
-                record[key] = value
-        return record
+        moment = format_timestamp(self.timestamp) if timestamp else None
+        return event_record(self.__dict__, _RECORD_ATTRIBUTES, moment)
 
     def to_json(self) -> bytes:
         """The JSON to write out: secrets in `raw` are redacted."""
