@@ -19,8 +19,10 @@ from detector.rules.compiled import CompiledRule
 from detector.rules.fields import MISSING, FieldReader, as_number, iter_elements, text_of
 from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
 
-#: candidate lists remembered, by the clauses a record met, before starting over
+#: candidate lists (and a probe's string values) remembered before starting over
 _MEMO_LIMIT = 4096
+#: the longest string value a probe remembers the bits of
+_REMEMBERED_LENGTH = 256
 
 
 class RuleIndex:
@@ -119,6 +121,9 @@ class _Probe:
         #: the model attribute that holds the field, when read from attribute values
         self.attribute: str | None = None
         self._reader = FieldReader(name)
+        #: the bits of string values met before: records of one kind repeat their verbs,
+        #: resources and names, and a string's bits cost a lower-cased copy to find
+        self._by_text: dict[str, int] = {}
 
     def add(self, kind: int, key: Any, bit: int) -> None:
         if kind == TEXT:
@@ -142,10 +147,18 @@ class _Probe:
         if not (self.texts or self.numbers):
             return met
         if type(value) is str:
+            text: str = value
+            known = self._by_text.get(text)
+            if known is not None:
+                return known
             if self.texts:
-                met |= self.texts.get(value.lower(), 0)
+                met |= self.texts.get(text.lower(), 0)
             if self.numbers:
-                met |= self.of_text(value)
+                met |= self.of_text(text)
+            if len(text) <= _REMEMBERED_LENGTH:
+                if len(self._by_text) >= _MEMO_LIMIT:
+                    self._by_text.clear()
+                self._by_text[text] = met
         elif type(value) is int:  # the digits are its text
             if self.texts:
                 met |= self.texts.get(str(value), 0)
