@@ -157,7 +157,6 @@ class DetectionCompiler:
             test=compiled.test if compiled else None,
             references=tuple(_reference_test(r) for r in references),
             needs_lower=compiled.needs_lower if compiled else False,
-            lower_only=compiled.lower_only if compiled else None,
             lower_spec=compiled.lower_spec if compiled else None,
             numbers_only=compiled.numbers_only if compiled else None,
             comparison=compiled.comparison if compiled else None,
@@ -203,7 +202,6 @@ class _Group:
     test: ScalarTest | None
     references: tuple[Callable[[list[Prepared], Record], bool], ...]
     needs_lower: bool
-    lower_only: TextTest | None
     lower_spec: TextSpec | None
     numbers_only: frozenset[int | float] | None
     comparison: tuple[str, int | float] | None
@@ -226,8 +224,8 @@ def _field_predicate(getter: Getter, groups: list[_Group]) -> Predicate:
     lower = any(group.needs_lower for group in groups)
     if len(groups) == 1:
         (group,) = groups
-        if group.lower_only is not None and not group.null and not group.references:
-            return _lower_predicate(getter, group.lower_only)
+        if group.lower_spec is not None and not group.null and not group.references:
+            return _lower_predicate(getter, group.lower_spec.holds)
         if group.test is not None and not group.null and not group.references:
             return _scalar_predicate(getter, group.test, lower)
         single = group.matches

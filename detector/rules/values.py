@@ -66,14 +66,12 @@ _SYMBOLS = {
 class ValueTest:
     """OR of a value list, applied to one scalar; `needs_lower` says to pass `lower`.
 
-    `lower_only` is set when every value is a case-insensitive string: the whole test
-    is then that function on the lower-cased text, which saves two calls per value.
+    `lower_spec` is set when every value is a case-insensitive string: the whole test
+    is then its `holds` on the lower-cased text, which saves two calls per value.
     """
 
     test: ScalarTest
     needs_lower: bool
-    lower_only: TextTest | None = None
-    #: what `lower_only` tests, for the compiled evaluation (`evaluate`)
     lower_spec: TextSpec | None = None
     #: set when every value is a number: the test is membership of the number read
     numbers_only: frozenset[int | float] | None = None
@@ -166,7 +164,7 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
         checks.append(_on_text(_cidr_check(tuple(networks))))
     checks.extend(_on_value(check) for check in value_checks)
     if lower_test is not None and len(checks) == 1:
-        return ValueTest(checks[0], True, lower_test, lower_spec)
+        return ValueTest(checks[0], True, lower_spec)
     if numbers and len(checks) == 1:
         return ValueTest(checks[0], False, numbers_only=frozenset(numbers))
     if len(comparisons) == 1 and len(checks) == 1:
