@@ -112,14 +112,27 @@ class _Exists(Test):
         return (self.field.read(record) is not MISSING) == self.expected
 
 
-class _Text(Test):
-    """A string's lower-cased text (an integer's digits) passes `spec`; an absent or
-    null field fails; a list, a float, a boolean... goes to the closure."""
+class _FieldTest(Test):
+    """A test of one field's value that makes the common shapes itself and leaves the
+    others to the node's closure (`otherwise`)."""
+
+    def __init__(self, field: FieldReader, fallback: Predicate) -> None:
+        self.field = field
+        self.fallback = fallback
+
+    def otherwise(self, value: object, record: dict[str, Any]) -> bool:
+        """An absent or null field fails; a list, a float, a boolean... the closure decides."""
+        if value is MISSING or value is None:
+            return False
+        return bool(self.fallback(record))
+
+
+class _Text(_FieldTest):
+    """A string's lower-cased text (an integer's digits) passes `spec`."""
 
     def __init__(self, field: FieldReader, spec: TextSpec, fallback: Predicate) -> None:
-        self.field = field
+        super().__init__(field, fallback)
         self.spec = spec
-        self.fallback = fallback
 
     def holds(self, record: dict[str, Any]) -> bool:
         value = self.field.read(record)
@@ -128,47 +141,39 @@ class _Text(Test):
             return self.spec.holds(text.lower())
         if type(value) is int:
             return self.spec.holds(str(value))
-        if value is MISSING or value is None:
-            return False
-        return bool(self.fallback(record))
+        return self.otherwise(value, record)
 
 
-class _Numbers(Test):
-    """An integer among `numbers`; other present values go to the closure."""
+class _Numbers(_FieldTest):
+    """An integer among `numbers`."""
 
     def __init__(
         self, field: FieldReader, numbers: frozenset[int | float], fallback: Predicate
     ) -> None:
-        self.field = field
+        super().__init__(field, fallback)
         self.numbers = numbers
-        self.fallback = fallback
 
     def holds(self, record: dict[str, Any]) -> bool:
         value = self.field.read(record)
         if type(value) is int:
             return value in self.numbers
-        if value is MISSING or value is None:
-            return False
-        return bool(self.fallback(record))
+        return self.otherwise(value, record)
 
 
-class _Compare(Test):
-    """An integer for which `value <operator> bound`; other present values: the closure."""
+class _Compare(_FieldTest):
+    """An integer for which `value <operator> bound`."""
 
     def __init__(
         self, field: FieldReader, operator: str, bound: int | float, fallback: Predicate
     ) -> None:
-        self.field = field
+        super().__init__(field, fallback)
         self.operator = _OPERATORS[operator]
         self.bound = bound
-        self.fallback = fallback
 
     def holds(self, record: dict[str, Any]) -> bool:
         value = self.field.read(record)
         if type(value) is not int:
-            if value is MISSING or value is None:
-                return False
-            return bool(self.fallback(record))
+            return self.otherwise(value, record)
         bound = self.bound
         operator = self.operator
         if operator == 0:
