@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -64,7 +65,7 @@ class Cluster:
     def __post_init__(self) -> None:
         self.config = self.directory / "config.yml"
         self.alerts = self.directory / "alerts.jsonl"
-        settings = {
+        self.settings: dict[str, Any] = {
             "kafka": {
                 "app_id": self.name,
                 "topic_prefix": f"{self.name}.",
@@ -89,12 +90,16 @@ class Cluster:
             },
         }
         (self.directory / "playbook.yml").write_text(PLAYBOOK)
-        self.config.write_text(yaml.safe_dump(settings))
+
+    def written_config(self) -> str:
+        """The configuration file, as `settings` are now."""
+        self.config.write_text(yaml.safe_dump(self.settings))
+        return str(self.config)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = (self.directory / f"worker-{len(self.workers)}.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "detector", "run", "--config", str(self.config),
+            [sys.executable, "-m", "detector", "run", "--config", self.written_config(),
              "--kafka", self.bootstrap],
             cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # a killed worker's log is whole
@@ -104,7 +109,7 @@ class Cluster:
 
     def replay(self, *, wait: bool = True) -> subprocess.Popen[bytes]:
         command = [
-            sys.executable, "-m", "detector", "replay", *LOGS, "--config", str(self.config),
+            sys.executable, "-m", "detector", "replay", *LOGS, "--config", self.written_config(),
             "--kafka", self.bootstrap, "--dead-letter", str(self.directory / "replay.dead"),
             "--kafka-deadline", str(REPLAY_DEADLINE - 30),
         ]  # fmt: skip
@@ -305,15 +310,15 @@ def test_a_worker_killed_mid_stream_changes_no_detection(
 
 
 @pytest.mark.parametrize(
-    ("committed", "found_by"),
-    [
-        (12, "given offset 12 while offset 5 was next; took the 7 records between"),
-        (13, "offset 5 not given for 10 s; reading again from 5"),
+    ("committed", "stalled_after", "found_by"),
+    [  # the watch waits past the test's deadline where the later record is to show it
+        (12, 120, "given offset 12 while offset 5 was next; took the 7 records between"),
+        (13, 10, "offset 5 not given for 10 s; reading again from 5"),
     ],
     ids=["a later record shows it", "the last records: the watch finds them"],
 )
 def test_alerts_go_back_to_their_position_past_offsets_committed_too_far(
-    cluster: Cluster, embedded: list[bytes], committed: int, found_by: str
+    cluster: Cluster, embedded: list[bytes], committed: int, stalled_after: int, found_by: str
 ) -> None:
     """What a consumer that skipped records and died leaves: the group's offset of a
     detections partition committed past detections no outbox has. The worker that gets
@@ -327,6 +332,7 @@ def test_alerts_go_back_to_their_position_past_offsets_committed_too_far(
     position.mkdir(parents=True)
     (position / "position").write_bytes(b'{"next": 5}')  # 0 to 4 are in the outboxes
     asyncio.run(commit(cluster.bootstrap, cluster.name, topic, committed))  # 5 to 11 lost
+    cluster.settings["kafka"]["stalled_after_seconds"] = stalled_after
     cluster.start_worker()
     assert cluster.alerted(detections[5:]) == sorted(detections[5:])
     assert found_by in cluster.logs()

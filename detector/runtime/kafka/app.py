@@ -67,8 +67,6 @@ log = logging.getLogger("detector.kafka")
 
 #: how long a stage waits to fill a batch (s)
 BATCH_WITHIN = 0.05
-#: how long a partition's stage may go without a record the partition holds (s)
-STALLED_AFTER = 10.0
 
 
 class Worker:
@@ -145,7 +143,8 @@ class Worker:
         self.app.on_partitions_assigned.connect(self._assigned)  # type: ignore[arg-type]
         self.app.on_before_shutdown.connect(self._shutdown)  # type: ignore[arg-type]
         self.app.timer(max(kafka.idle_after_seconds / 4, 0.5))(self.send_idle)
-        self.app.timer(STALLED_AFTER / 2)(self.watch_positions)
+        self.app.timer(kafka.stalled_after_seconds / 2)(self.watch_positions)
+        self.stalled_after = kafka.stalled_after_seconds
         self.batch = kafka.batch
         self.idle_after = kafka.idle_after_seconds
 
@@ -342,7 +341,7 @@ class Worker:
         self.hits_positions.keep_only(assigned)
 
     async def watch_positions(self) -> None:
-        """Partitions whose stage has been given nothing for `STALLED_AFTER` seconds though
+        """Partitions whose stage has been given nothing for `stalled_after` seconds though
         they hold records from the offset it expects: the consumer went past their last
         records (which no later record would show), so they are read again from there.
         The saved positions of partitions just given to this worker are read first."""
@@ -367,7 +366,7 @@ class Worker:
         )
         for stage, positions in stages:
             await rewind_stalled(
-                stage, positions, assignment, self.probe, self.app.consumer, STALLED_AFTER
+                stage, positions, assignment, self.probe, self.app.consumer, self.stalled_after
             )
 
     async def _shutdown(self, app: Any, *_: Any, **__: Any) -> None:

@@ -52,3 +52,9 @@ class KafkaSettings(BaseModel):
         description="A raw partition with no records for this long stops holding back the "
         "correlation watermark until it has records again.",
     )
+    stalled_after_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A partition whose stage has been given nothing for this long while it "
+        "holds records from the stage's position is read again from there.",
+    )
