@@ -162,9 +162,10 @@ _EVENT_FIELDS = set(Event.model_fields)
 def first_time(
     record: dict[str, Any],
     fields: Sequence[str],
-    parse: Callable[[Any], datetime] = from_iso,
+    parse: Callable[[Any], datetime] | None = None,
 ) -> datetime:
-    """The event time from the first of `fields` present in `record`.
+    """The event time from the first of `fields` present in `record`, read by `parse`
+    (ISO 8601 text without one: called directly, which compiled is a native call).
 
     A present but unreadable value is an error, not a reason to fall back to the next
     field: falling back would silently move the event in time.
@@ -174,7 +175,7 @@ def first_time(
         if value is None:
             continue
         try:
-            return parse(value)
+            return from_iso(value) if parse is None else parse(value)
         except TimestampError as exc:
             raise NormalizationError(f"bad {field}: {exc}") from exc
     raise NormalizationError(f"no {' or '.join(fields)}")
@@ -190,7 +191,7 @@ def text(value: Any) -> str | None:
     """A non-empty string form of a scalar (ints become text), else None."""
     if type(value) is str:  # most values: no conversion to make
         return value or None
-    if value is None or isinstance(value, bool | dict | list):
+    if value is None or isinstance(value, (bool, dict, list)):
         return None
     result = str(value)
     return result if result else None
