@@ -188,7 +188,7 @@ class Counting(Aggregator[_Sequence]):
     def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
         weight: int | float = 1
         if self.rule.type == "value_sum":
-            if not isinstance(value, int | float):
+            if not isinstance(value, (int, float)):
                 self.counters.no_value += 1
                 return []
             weight = value
@@ -389,7 +389,7 @@ class Anchored(Aggregator[_Window]):
     def hit(self, now: int, key: Key, slots: tuple[int, ...], value: Value, evs: Evs) -> list[Fire]:
         kind = self.rule.type
         numeric = kind in ("value_sum", "value_avg", "value_percentile", "value_median")
-        if (numeric and not isinstance(value, int | float)) or (
+        if (numeric and not isinstance(value, (int, float))) or (
             kind == "value_count" and not isinstance(value, str)
         ):
             self.counters.no_value += 1
@@ -399,7 +399,7 @@ class Anchored(Aggregator[_Window]):
             state.opened = now
             state.token = self.schedule(now + self.span, key)
         state.count += 1
-        if isinstance(value, int | float) and numeric:
+        if isinstance(value, (int, float)) and numeric:
             state.total += value
             if state.values is not None:
                 state.values.append(value)

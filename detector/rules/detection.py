@@ -133,7 +133,7 @@ class DetectionCompiler:
         if not positional:
             values = [_as_substring(v) for v in values]
         for value in _flatten(values):
-            if isinstance(value, SigmaNull | SigmaFieldReference | SigmaExists):
+            if isinstance(value, (SigmaNull, SigmaFieldReference, SigmaExists)):
                 raise RuleCompileError(
                     f"keyword search cannot use {type(value).__name__} (it needs a field)"
                 )
@@ -148,7 +148,7 @@ class DetectionCompiler:
     def _group(self, values: list[SigmaType]) -> _Group:
         null = any(isinstance(v, SigmaNull) for v in values)
         references = [v for v in values if isinstance(v, SigmaFieldReference)]
-        scalars = [v for v in values if not isinstance(v, SigmaNull | SigmaFieldReference)]
+        scalars = [v for v in values if not isinstance(v, (SigmaNull, SigmaFieldReference))]
         for reference in references:
             self.fields.add(reference.field)
         compiled = compile_values(scalars) if scalars else None

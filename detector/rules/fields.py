@@ -202,7 +202,7 @@ def iter_leaves(value: Any) -> Iterator[str | int | float | bool]:
     elif isinstance(value, list):
         for child in value:
             yield from iter_leaves(child)
-    elif isinstance(value, str | int | float):
+    elif isinstance(value, (str, int, float)):
         yield value
 
 
@@ -212,7 +212,7 @@ def text_of(value: Any) -> str | None:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, (str, int, float)):
         return str(value)
     return None
 
@@ -221,7 +221,7 @@ def as_number(value: Any) -> int | float | None:
     """A numeric value, or numeric text read as a number; None for anything else."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return value
     if isinstance(value, str):
         text = value.strip()
