@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from detector.events import Event
 
 WILDCARD = "*"
+#: user names whose identity a source remembers
+REMEMBERED = 4096
 
 #: canonical name -> event.source -> that source's user names and `*` patterns
 Identities = Mapping[str, Mapping[str, Sequence[str]]]
@@ -41,6 +43,7 @@ class IdentityMap:
             )
             for source, entries in grouped.items()
         }
+        self._resolved: dict[str, dict[str, str]] = {}
 
     def __len__(self) -> int:
         """How many canonical identities the map has."""
@@ -48,9 +51,24 @@ class IdentityMap:
 
     def resolve(self, source: str, name: str | None) -> str | None:
         """The canonical identity of `name` in `source`; unmapped: `name` itself (qualified
-        by the source when it equals a canonical name); None without a name."""
+        by the source when it equals a canonical name); None without a name.
+
+        Remembered per source (up to `REMEMBERED` names, then it starts over): a stream
+        repeats its users, and folding the case, the key and the patterns cost a
+        thousand instructions an event."""
         if not name:
             return None
+        known = self._resolved.get(source)
+        if known is None:
+            known = self._resolved[source] = {}
+        identity = known.get(name)
+        if identity is None:
+            if len(known) >= REMEMBERED:
+                known.clear()
+            identity = known[name] = self._resolve(source, name)
+        return identity
+
+    def _resolve(self, source: str, name: str) -> str:
         folded = name.casefold()
         canonical = self._exact.get((source, folded))
         if canonical is not None:

@@ -22,7 +22,7 @@ from detector.identity import (
     identity_map_from_data,
     load_identity_map,
 )
-from detector.identity_map import IdentityMap
+from detector.identity_map import REMEMBERED, IdentityMap
 from detector.normalize import NormalizeStage
 from detector.normalize.builtin import build_registry
 from detector.pipeline import DetectionStage
@@ -216,6 +216,29 @@ def test_only_the_asterisk_is_special() -> None:
     assert identities.resolve("github", "build?[bot]x") == "build?[bot]x"
     assert identities.resolve("registry", "robot$ci+pusher") == "ci"
     assert identities.resolve("registry", "robot$ci+multi\nline") == "ci"
+
+
+_SOURCES = st.sampled_from(["github", "kubernetes", "cloudtrail", "registry"])
+_NAMES = st.sampled_from(
+    ["alice-gh", "ALICE-GH", "alice", "octocat", "repo:acme/payments:ref:x", "Deploy-Bot"]
+) | st.text(max_size=12)
+
+
+@given(st.lists(st.tuples(_SOURCES, _NAMES), max_size=30))
+def test_a_remembered_identity_is_the_one_a_new_map_resolves(
+    queries: list[tuple[str, str]],
+) -> None:
+    shared = identity_map_from_data(EXAMPLE)
+    for source, name in queries + queries:
+        assert shared.resolve(source, name) == identity_map_from_data(EXAMPLE).resolve(source, name)
+
+
+def test_names_resolve_the_same_after_a_source_met_more_than_it_remembers() -> None:
+    identities = identity_map_from_data(EXAMPLE)
+    names = [f"user-{n}" for n in range(REMEMBERED + 10)]
+    assert [identities.resolve("github", name) for name in names] == names
+    assert identities.resolve("github", "ALICE-GH") == "alice"
+    assert identities.resolve("github", "user-0") == "user-0"
 
 
 @pytest.mark.parametrize(
