@@ -64,10 +64,11 @@ class EventRecord(Mapping[str, Any]):
 
 def key_text(value: Any) -> str | None:
     """The comparable text of a value, or None when the value says nothing."""
-    if value is MISSING or value is None or value == "" or value == []:
+    if type(value) is str:  # most values
+        string: str = value
+        return string.lower() if string else None
+    if value is MISSING or value is None or (isinstance(value, list) and not value):
         return None
-    if isinstance(value, str):
-        return value.lower()
     text = text_of(value)
     if text is not None:
         return text
