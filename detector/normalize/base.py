@@ -214,11 +214,14 @@ def _dotted_quad(text: str) -> bool:
     """Plain dotted-quad IPv4, which `ipaddress` accepts too: the common case, checked
     character by character without its much slower parser (which still decides
     everything else). Four ASCII numbers up to 255, no leading zero."""
+    if not text.isascii():
+        return False
+    data = text.encode()  # compiled, indexing bytes gives integers without a str each
     dots = 0
     digits = 0
     value = 0
-    for char in text:
-        code = ord(char)
+    for index in range(len(data)):
+        code = data[index]
         if code == 46:  # "."
             if digits == 0 or dots == 3:
                 return False
