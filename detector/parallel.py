@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,6 +33,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import groupby, islice
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import cast
 
 import orjson
@@ -191,6 +194,13 @@ class Workers:
 
     A worker that dies (killed, out of memory) fails the replay with
     `BrokenProcessPool` instead of leaving it waiting for the chunk it held.
+
+    The workers send their results through one pipe, each result whole under a lock
+    between them. A worker that dies halfway through sending one leaves the pool's
+    thread waiting for the rest of it and the other workers waiting for the lock, so the
+    pool would never see the death: this process closes its own end for writing (only
+    the workers write to it) and a watcher ends every worker as soon as one ends, so
+    the pipe reads as ended and the pool breaks as for any other death.
     """
 
     def __init__(self, count: int, state: WorkerState) -> None:
@@ -213,11 +223,20 @@ class Workers:
             raise
         finally:
             gc.unfreeze()  # this process collects them as before
+        self._pool._result_queue._writer.close()  # type: ignore[attr-defined]
+        stop, self._stop = multiprocessing.Pipe(duplex=False)
+        processes = list(self._pool._processes.values())
+        self._watcher = threading.Thread(
+            target=_end_all_once_one_ends, args=(processes, stop), daemon=True
+        )
+        self._watcher.start()  # a thread, so after the fork
 
     def __enter__(self) -> Workers:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._stop.close()  # the workers are about to end: the watcher stops first
+        self._watcher.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def outcomes(self, tasks: Iterable[Task], ahead: int) -> Iterator[Outcome | DeadLetter]:
@@ -233,6 +252,15 @@ class Workers:
                 work, arguments = following
                 pending.append(self._pool.submit(work, *arguments))
             yield from done
+
+
+def _end_all_once_one_ends(processes: list[BaseProcess], stop: Connection) -> None:
+    """Terminate every worker of `processes` once one has ended, unless `stop` (the
+    reading end of a pipe) ends first."""
+    with stop:
+        if stop not in wait([stop] + [process.sentinel for process in processes]):
+            for process in processes:
+                process.terminate()
 
 
 def file_tasks(

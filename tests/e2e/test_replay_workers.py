@@ -7,15 +7,24 @@ import gzip
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from types import FrameType
 
 import orjson
 import pytest
 
+from detector.config import SourcesSettings
+from detector.correlate import CorrelationEngine, CorrelationSet
+from detector.normalize import NormalizeStage
+from detector.normalize.builtin import build_registry
+from detector.parallel import Results, Workers, WorkerState
+from detector.rules.routing import RuleRouter
 from tests.e2e.test_replay_options import _github, _logs, at, detector
 from tests.e2e.test_replay_scenarios import ROOT, SCENARIOS
 
@@ -153,3 +162,34 @@ def test_a_worker_that_dies_fails_the_replay_with_a_clear_error(tmp_path: Path) 
         _, stderr = replay.communicate(timeout=120)
     assert replay.returncode == 1
     assert "a worker process ended abruptly" in " ".join(stderr.decode().split())
+
+
+def _die_halfway_through_sending_a_result() -> Results:
+    """A worker's task that ends as a worker killed while it sends a large result: the
+    results pipe's lock held, the length and the first bytes of the result written."""
+    frame: FrameType | None = sys._getframe()
+    while frame is not None and "result_queue" not in frame.f_locals:
+        frame = frame.f_back  # up to the pool's worker loop, which holds the queue
+    assert frame is not None
+    results = frame.f_locals["result_queue"]
+    results._wlock.acquire()
+    os.write(results._writer.fileno(), struct.pack("!i", 1 << 20) + b"\x80" * 1024)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("not killed")
+
+
+def test_a_worker_that_dies_while_sending_a_result_breaks_the_pool() -> None:
+    """The pool's thread waits for the rest of that result and the other workers for the
+    lock: the death must break the pool all the same, and the pool must end."""
+    registry = build_registry(SourcesSettings())
+    state = WorkerState(
+        NormalizeStage(registry),
+        RuleRouter([], registry.routes()),
+        CorrelationEngine(CorrelationSet()),
+        None,
+    )
+    with Workers(2, state) as pool:
+        tasks = [(_die_halfway_through_sending_a_result, ())]
+        tasks += [(list, ())] * 5  # the other worker's results wait for the lock
+        with pytest.raises(BrokenProcessPool):
+            list(pool.outcomes(tasks, 6))
