@@ -83,10 +83,13 @@ class IdentityMap:
     def apply(self, event: Event) -> Event:
         """`event`, just made by a normalizer, with its `user.identity` set in place (none
         when it has no user.name). In place, on an event nobody holds yet: a copy of the
-        frozen model would cost a seventh of normalizing the record."""
-        identity = self.resolve(event.event_source, event.user_name)
+        frozen model would cost a seventh of normalizing the record. (The fields are read
+        from the model's dict: each attribute read of a pydantic model goes through its
+        `__getattr__` hook.)"""
+        values = event.__dict__
+        identity = self.resolve(values["event_source"], values["user_name"])
         if identity is not None:
-            event.__dict__["user_identity"] = identity
+            values["user_identity"] = identity
             event.__pydantic_fields_set__.add("user_identity")
         return event
 

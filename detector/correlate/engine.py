@@ -86,8 +86,17 @@ def to_datetime(value: int) -> datetime:
 
 
 def evidence_of(event: Event, time: int) -> Ev:
-    """An event as correlation evidence; `time` is its timestamp in microseconds."""
-    return (event.event_id, time, event.event_source, event.event_action, event.user_name, ())
+    """An event as correlation evidence; `time` is its timestamp in microseconds. (Read
+    from the model's dict: one lookup through the pydantic model's attribute hook.)"""
+    values = event.__dict__
+    return (
+        values["event_id"],
+        time,
+        values["event_source"],
+        values["event_action"],
+        values["user_name"],
+        (),
+    )
 
 
 @dataclass(frozen=True, slots=True)

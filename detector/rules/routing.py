@@ -58,7 +58,8 @@ class RuleRouter:
 
     def match(self, event: Event) -> list[CompiledRule]:
         """The rules that match `event`, raw-record rules first, each once."""
-        source, raw = event.event_source, event.raw
+        values = event.__dict__  # one lookup through the pydantic model's attribute hook
+        source, raw = values["event_source"], values["raw"]
         raw_index = self.raw.get(source)
         if raw_index is not None and raw_index.rules and isinstance(raw, dict):
             matched = [r for r in raw_index.candidates(raw) if r.matches(raw)]
@@ -70,7 +71,7 @@ class RuleRouter:
         timestamp = source in self._timestamp_read
         if index.reads_attributes:
             # every field by attribute name, None where absent: the model's own dict
-            candidates = index.candidates(event.__dict__)
+            candidates = index.candidates(values)
             if not candidates:  # most events: no record to make
                 return matched
             record = event.to_record(timestamp=timestamp)
