@@ -153,7 +153,7 @@ def main() -> None:
             machine(),
             f"- command: `{command('bench.replay_throughput')}`",
             f"- input: {on.counts.read:,} generated events, {size / 1e6:.1f} MB of JSON lines "
-            f"(seed {args.seed}); by source {dict(on.counts.by_source.most_common())}",
+            f"(seed {args.seed}); by source {dict(Counter(on.counts.by_source).most_common())}",
             f"- rules: {len(loaded.rules)} loaded ({len(loaded.errors)} rejected), {routed} "
             f"routed to an audit source, loaded and compiled in {load_seconds:.1f} s",
             f"- index fields: {fields}",
