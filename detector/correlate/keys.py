@@ -29,25 +29,23 @@ _JSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 class EventRecord(Mapping[str, Any]):
     """`event.to_dict()` as a read-only view (dotted keys, absent values left out),
     without serializing the event: the record `product: cicd` rules see, read on every
-    event a correlation uses."""
+    event a correlation uses. It reads the model's dict: an attribute read of a pydantic
+    model goes through its `__getattr__` hook."""
 
-    __slots__ = ("_event",)
+    __slots__ = ("_values",)
 
     def __init__(self, event: Event) -> None:
-        self._event = event
+        self._values: dict[str, Any] = event.__dict__
 
     def __getitem__(self, key: str) -> Any:
-        name = FIELD_ATTRIBUTES.get(key)
-        value = None if name is None else getattr(self._event, name)
+        value = self._value(key)
         if value is None:
             raise KeyError(key)
-        return format_timestamp(value) if name == "timestamp" else value
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        value = self._value(key)
+        return default if value is None else value
 
     def __iter__(self) -> Iterator[str]:
         for key in FIELD_ATTRIBUTES:
@@ -59,7 +57,17 @@ class EventRecord(Mapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         name = FIELD_ATTRIBUTES.get(key) if isinstance(key, str) else None
-        return name is not None and getattr(self._event, name) is not None
+        return name is not None and self._values[name] is not None
+
+    def _value(self, key: str) -> Any:
+        """The field's value as `to_dict` writes it; None where it has none."""
+        name = FIELD_ATTRIBUTES.get(key)
+        if name is None:
+            return None
+        value = self._values[name]
+        if value is not None and name == "timestamp":
+            return format_timestamp(value)
+        return value
 
 
 def key_text(value: Any) -> str | None:
