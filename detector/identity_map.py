@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Final
 
 from detector.events import Event
 
-WILDCARD = "*"
+WILDCARD: Final = "*"
 #: user names whose identity a source remembers
-REMEMBERED = 4096
+REMEMBERED: Final = 4096
 
 #: canonical name -> event.source -> that source's user names and `*` patterns
 Identities = Mapping[str, Mapping[str, Sequence[str]]]

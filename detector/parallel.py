@@ -35,7 +35,7 @@ from functools import partial
 from itertools import groupby, islice
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import cast
+from typing import Final, cast
 
 import orjson
 
@@ -62,10 +62,10 @@ from detector.sources.records import RawRecord
 
 #: Records per task (a block of lines is about 1 MiB): large enough that the cost of a
 #: task is small against its work.
-CHUNK = 1024
+CHUNK: Final = 1024
 #: Tasks in flight in all: keeps the workers busy while bounding memory (each input of a
 #: merge has one at least).
-IN_FLIGHT = 8
+IN_FLIGHT: Final = 8
 
 
 #: One event as a worker saw it: (time in microseconds, source, event id, its
@@ -88,7 +88,7 @@ Outcome = tuple[
 ]
 
 #: Sorts before any event's place: the place of a dead letter no event came before.
-_FIRST_OUTCOME = (-(1 << 63), "", "")
+_FIRST_OUTCOME: Final = (-(1 << 63), "", "")
 
 
 def outcome_key(result: Outcome) -> tuple[int, str, str]:

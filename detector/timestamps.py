@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Final
 
 # Epoch values above this are milliseconds, not seconds (year 5138 in seconds).
-_EPOCH_MS_THRESHOLD = 100_000_000_000
+_EPOCH_MS_THRESHOLD: Final = 100_000_000_000
 #: The Unix epoch, in UTC.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TimestampError(ValueError):

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -59,9 +59,9 @@ from .model import NUMERIC, CorrelationRule, CorrelationSet, Slot, number_text
 from .packed import Ev, Evs, load_evs
 from .windows import Aggregator, Counters, Fire, Key, Value, aggregator_for, restored_key
 
-_MICROSECOND = timedelta(microseconds=1)
-CHECKPOINT_FORMAT = 1
-DEFAULT_MAX_GROUPS = 100_000
+_MICROSECOND: Final = timedelta(microseconds=1)
+CHECKPOINT_FORMAT: Final = 1
+DEFAULT_MAX_GROUPS: Final = 100_000
 
 #: timer kinds: a window or absence end (the aggregator's), a suppression period's end
 _WINDOW, _SUPPRESSION = 0, 1

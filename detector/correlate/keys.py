@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from sys import intern
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -23,7 +23,7 @@ from detector.rules.fields import MISSING, Getter, as_number, text_of
 
 from .windows import Key, Value
 
-_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_JSON: Final = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 class EventRecord(Mapping[str, Any]):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import marshal
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -28,12 +28,12 @@ import orjson
 Ev = tuple[str, int, str, str | None, str | None, tuple[str | None, ...]]
 Evs = tuple[Ev, ...]
 
-_TIME = struct.Struct("<q")
+_TIME: Final = struct.Struct("<q")
 #: a log record's header: time, then the sizes of the marshalled tag and of the evidence
-_RECORD = struct.Struct("<qHI")
-_MARSHAL_VERSION = 4
-_JSON_ARRAY = b"["[0]
-_NO_TAG = marshal.dumps(None, _MARSHAL_VERSION)
+_RECORD: Final = struct.Struct("<qHI")
+_MARSHAL_VERSION: Final = 4
+_JSON_ARRAY: Final = b"["[0]
+_NO_TAG: Final = marshal.dumps(None, _MARSHAL_VERSION)
 
 
 def pack(time: int, evs: Evs) -> bytes:

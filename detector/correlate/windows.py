@@ -23,7 +23,7 @@ import sys
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from . import packed
 from .model import CorrelationRule
@@ -338,7 +338,7 @@ def _longest(chains: Chains) -> tuple[int, bytes] | None:
 
 
 #: one (slot, length) tuple per value, shared by every group's chains
-_STEPS: dict[tuple[int, int], tuple[int, int]] = {}
+_STEPS: Final[dict[tuple[int, int], tuple[int, int]]] = {}
 
 
 def _step(slot: int, length: int) -> tuple[int, int]:

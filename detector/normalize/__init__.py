@@ -9,7 +9,7 @@ runtime wires the same object.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -21,7 +21,7 @@ from detector.normalize.base import NormalizationError, Normalizer, SourceRoute
 from detector.sources.records import RawRecord
 
 #: How many keys of an unrecognised record its dead-letter reason names.
-_KEYS_IN_REASON = 8
+_KEYS_IN_REASON: Final = 8
 
 
 # A compiled class cannot derive from KeyError; this one stays a Python class.

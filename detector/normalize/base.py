@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -153,10 +153,10 @@ def trusted_event(
 
 
 #: every field of `Event`, None, in the model's order: what `trusted_event` starts from
-_UNSET: dict[str, Any] = dict.fromkeys(Event.model_fields)
+_UNSET: Final[dict[str, Any]] = dict.fromkeys(Event.model_fields)
 #: the fields set of every event `trusted_event` makes: all of them. One set shared by
 #: all: pydantic only ever adds to it, and adding a field name it holds changes nothing.
-_EVENT_FIELDS = set(Event.model_fields)
+_EVENT_FIELDS: Final = set(Event.model_fields)
 
 
 def first_time(

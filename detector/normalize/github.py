@@ -55,8 +55,8 @@ _FOREIGN_FIELDS: Final = frozenset(
 #: Action texts met so far, and whether each has GitHub's shape: a stream repeats a few
 #: hundred actions, and the expression costs more than looking one up (up to
 #: `_ACTIONS_KEPT` of them, then it starts over).
-_SHAPED: dict[str, bool] = {}
-_ACTIONS_KEPT = 4096
+_SHAPED: Final[dict[str, bool]] = {}
+_ACTIONS_KEPT: Final = 4096
 
 #: The allowed ECS `event.type` values of each ECS `event.category` used below
 #: (ECS `ecs_flat.yml`, expected event types per category).
@@ -217,7 +217,7 @@ RESOURCE_BY_PREFIX: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
     "workflows": ("workflow", ("name", "workflow_id")),
 }
 
-_HEADS = "refs/heads/"
+_HEADS: Final = "refs/heads/"
 
 
 class GitHubAuditNormalizer(Normalizer):

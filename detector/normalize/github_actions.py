@@ -34,7 +34,7 @@ payloads it was not written for. Mapping choices:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from detector.events import Event, Outcome, UserType
 from detector.normalize.base import (
@@ -47,11 +47,11 @@ from detector.normalize.base import (
 )
 from detector.timestamps import TimestampError, from_iso
 
-_JOB = "workflow_job"
-_RUN = "workflow_run"
+_JOB: Final = "workflow_job"
+_RUN: Final = "workflow_run"
 
 #: Time fields tried in order, per kind and action; `None` key: an unknown action.
-_TIME_FIELDS: dict[str, dict[str | None, tuple[str, ...]]] = {
+_TIME_FIELDS: Final[dict[str, dict[str | None, tuple[str, ...]]]] = {
     _JOB: {
         "completed": ("completed_at",),
         "in_progress": ("started_at",),
@@ -62,9 +62,9 @@ _TIME_FIELDS: dict[str, dict[str | None, tuple[str, ...]]] = {
     _RUN: {None: ("updated_at",)},
 }
 
-_USER_TYPES: dict[str, UserType] = {"User": "human", "Bot": "bot"}
+_USER_TYPES: Final[dict[str, UserType]] = {"User": "human", "Bot": "bot"}
 
-_OUTCOMES: dict[str, Outcome] = {
+_OUTCOMES: Final[dict[str, Outcome]] = {
     "success": "success",
     "failure": "failure",
     "timed_out": "failure",
@@ -72,7 +72,7 @@ _OUTCOMES: dict[str, Outcome] = {
     "startup_failure": "failure",
 }
 
-_EVENT_TYPES = {"in_progress": "start", "completed": "end"}
+_EVENT_TYPES: Final = {"in_progress": "start", "completed": "end"}
 
 
 class GitHubActionsNormalizer(Normalizer):

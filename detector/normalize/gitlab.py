@@ -53,7 +53,7 @@ Every field is read at the top level first, then in `details`. Mapping choices:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 from detector.events import Event, Outcome, UserType
 from detector.normalize.base import (
@@ -67,9 +67,9 @@ from detector.normalize.base import (
 )
 
 #: Keys every shape of a GitLab audit event carries, and no other source combines.
-_SIGNATURE = ("author_id", "entity_id", "entity_type")
+_SIGNATURE: Final = ("author_id", "entity_id", "entity_type")
 
-_TOKEN_AUTHORS = frozenset(
+_TOKEN_AUTHORS: Final = frozenset(
     {
         "DeployKey",
         "DeployToken",
@@ -79,35 +79,35 @@ _TOKEN_AUTHORS = frozenset(
         "Gitlab::Audit::RunnerRegistrationTokenAuthor",
     }
 )
-_DEPLOY_TOKEN_AUTHOR_ID = -2
-_DEPLOY_KEY_AUTHOR_ID = -3
+_DEPLOY_TOKEN_AUTHOR_ID: Final = -2
+_DEPLOY_KEY_AUTHOR_ID: Final = -3
 
 #: Generated addresses: `project_{id}_bot_{hex}@noreply.{host}`, `group_{id}_bot_...`.
-_BOT_EMAIL = re.compile(r"^(?:project|group)_\d+_bot_[0-9a-f]+@noreply\.", re.IGNORECASE)
+_BOT_EMAIL: Final = re.compile(r"^(?:project|group)_\d+_bot_[0-9a-f]+@noreply\.", re.IGNORECASE)
 #: Generated service-account addresses: `service_account_[group_{id}_]{hex}@noreply.{host}`.
-_SERVICE_ACCOUNT_EMAIL = re.compile(r"^service_account_[0-9a-z_]+@noreply\.", re.IGNORECASE)
+_SERVICE_ACCOUNT_EMAIL: Final = re.compile(r"^service_account_[0-9a-z_]+@noreply\.", re.IGNORECASE)
 
-_CREDENTIAL_TARGETS = frozenset(
+_CREDENTIAL_TARGETS: Final = frozenset(
     {"PersonalAccessToken", "DeployToken", "DeployKey", "Clusters::AgentToken"}
 )
-_REPOSITORY_ENTITIES = frozenset({"Project"})
-_ORGANIZATION_ENTITIES = frozenset({"Group", "Project"})
+_REPOSITORY_ENTITIES: Final = frozenset({"Project"})
+_ORGANIZATION_ENTITIES: Final = frozenset({"Group", "Project"})
 
-_IAM_CREATE = (("iam",), ("creation",))
-_IAM_DELETE = (("iam",), ("deletion",))
-_IAM_USER_CREATE = (("iam",), ("user", "creation"))
-_IAM_USER_CHANGE = (("iam",), ("user", "change"))
-_IAM_USER_DELETE = (("iam",), ("user", "deletion"))
-_CONFIG_CREATE = (("configuration",), ("creation",))
-_CONFIG_CHANGE = (("configuration",), ("change",))
-_CONFIG_DELETE = (("configuration",), ("deletion",))
-_CONFIG_ACCESS = (("configuration",), ("access",))
-_AUTH_START = (("authentication",), ("start",))
-_API_ACCESS = (("api",), ("access",))
-_API_ALLOWED = (("api",), ("allowed",))
+_IAM_CREATE: Final = (("iam",), ("creation",))
+_IAM_DELETE: Final = (("iam",), ("deletion",))
+_IAM_USER_CREATE: Final = (("iam",), ("user", "creation"))
+_IAM_USER_CHANGE: Final = (("iam",), ("user", "change"))
+_IAM_USER_DELETE: Final = (("iam",), ("user", "deletion"))
+_CONFIG_CREATE: Final = (("configuration",), ("creation",))
+_CONFIG_CHANGE: Final = (("configuration",), ("change",))
+_CONFIG_DELETE: Final = (("configuration",), ("deletion",))
+_CONFIG_ACCESS: Final = (("configuration",), ("access",))
+_AUTH_START: Final = (("authentication",), ("start",))
+_API_ACCESS: Final = (("api",), ("access",))
+_API_ALLOWED: Final = (("api",), ("allowed",))
 
 #: ECS (category, type) of the security-relevant event types.
-_CLASSIFICATION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+_CLASSIFICATION: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     # access tokens, deploy tokens and keys, other credentials
     "personal_access_token_created": _IAM_CREATE,
     "personal_access_token_revoked": _IAM_DELETE,

@@ -42,26 +42,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 from detector.events import Event, Outcome
 from detector.normalize.base import NormalizationError, Normalizer, content_id, trusted_event
 from detector.timestamps import TimestampError, from_iso
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS: Final = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+)  # fmt: skip
 
 #: `MMM d, yyyy h:mm:ss,SSS aa` as Java's SimpleDateFormat writes it in English.
-_DATE = re.compile(
+_DATE: Final = re.compile(
     rf"(?P<month>{'|'.join(_MONTHS)}) (?P<day>\d{{1,2}}), (?P<year>\d{{4}}) "
     r"(?P<hour>\d{1,2}):(?P<minute>\d{2}):(?P<second>\d{2}),(?P<millis>\d{3}) (?P<half>AM|PM)"
 )
 
-_TEXT_KEYS = frozenset({"date", "message", "line"})
-_ES_KEYS = frozenset({"@timestamp", "message"})
+_TEXT_KEYS: Final = frozenset({"date", "message", "line"})
+_ES_KEYS: Final = frozenset({"@timestamp", "message"})
 
 #: The URI keywords of the plugin's default request pattern (`AuditTrailPlugin`).
-_KNOWN_KEYWORDS = frozenset(
+_KNOWN_KEYWORDS: Final = frozenset(
     {
         "configSubmit",
         "doDelete",
@@ -84,7 +86,7 @@ _KNOWN_KEYWORDS = frozenset(
 )
 
 #: (event.category, event.type) of request keywords that change configuration.
-_REQUEST_KINDS = {
+_REQUEST_KINDS: Final = {
     "configSubmit": ("configuration", "change"),
     "enable": ("configuration", "change"),
     "disable": ("configuration", "change"),
@@ -95,7 +97,7 @@ _REQUEST_KINDS = {
     "doDelete": ("configuration", "deletion"),
 }
 
-_BUILD_OUTCOMES: dict[str, Outcome] = {
+_BUILD_OUTCOMES: Final[dict[str, Outcome]] = {
     "SUCCESS": "success",
     "UNSTABLE": "failure",
     "FAILURE": "failure",
@@ -103,31 +105,33 @@ _BUILD_OUTCOMES: dict[str, Outcome] = {
 }
 
 # Messages may span lines (a script, a multi-line parameter): `.` must cross them.
-_REQUEST = re.compile(
+_REQUEST: Final = re.compile(
     r"(?P<uri>/\S*?)(?: \((?P<extra>.*)\))? by (?P<user>.+?)(?: from (?P<ip>\S+))?", re.DOTALL
 )
 #: The end of a build-finish message, matched from its last ` on node ` (a node name has
 #: none; parameters before it may), which keeps a hostile line from costing quadratic time.
-_BUILD_COMPLETED_TAIL = re.compile(
+_BUILD_COMPLETED_TAIL: Final = re.compile(
     r" on node (?P<node>.*) started at (?P<started>\S+) "
     r"completed in (?P<duration>-?\d+)ms completed: (?P<result>\S+)",
     re.DOTALL,
 )
-_DISPLAY_NAME = re.compile(r"(?P<name>.+?) #\d+ ", re.DOTALL)
-_BUILD_STARTED = re.compile(r"(?P<url>\S+/) #\d+ (?P<causes>.*)", re.DOTALL)
-_STARTED_BY_USER = re.compile(r"Started by user (?P<user>.+?)(?=, |$)", re.MULTILINE)
-_STARTED_BY_HOST = re.compile(r"Started by remote host (?P<ip>[^\s,]+)")
-_CREDENTIALS = re.compile(
+_DISPLAY_NAME: Final = re.compile(r"(?P<name>.+?) #\d+ ", re.DOTALL)
+_BUILD_STARTED: Final = re.compile(r"(?P<url>\S+/) #\d+ (?P<causes>.*)", re.DOTALL)
+_STARTED_BY_USER: Final = re.compile(r"Started by user (?P<user>.+?)(?=, |$)", re.MULTILINE)
+_STARTED_BY_HOST: Final = re.compile(r"Started by remote host (?P<ip>[^\s,]+)")
+_CREDENTIALS: Final = re.compile(
     r"'(?P<subject>.*?)' \((?P<subject_type>[^()]*)\) used credentials"
     r"(?: '(?P<id>.*)' \([^()]*\)\.)?",
     re.DOTALL,
 )
-_RUN_ID = re.compile(r"(?P<job>.*?) ?#\d+", re.DOTALL)
+_RUN_ID: Final = re.compile(r"(?P<job>.*?) ?#\d+", re.DOTALL)
 #: Class names of nodes that use credentials: agents (`DumbSlave`, cloud `...Agent`s)
 #: and the built-in node, whose name is empty.
-_NODE_CLASS_ENDINGS = ("Slave", "Agent", "jenkins.model.Jenkins")
-_SCRIPT = re.compile(r"A groovy script was executed(?: by user '(?P<user>[^'\n]*)')?\. Origin: ")
-_AUTH = re.compile(
+_NODE_CLASS_ENDINGS: Final = ("Slave", "Agent", "jenkins.model.Jenkins")
+_SCRIPT: Final = re.compile(
+    r"A groovy script was executed(?: by user '(?P<user>[^'\n]*)')?\. Origin: "
+)
+_AUTH: Final = re.compile(
     r"(?P<what>Successful login|Failed login attempt|Logout) for user '(?P<user>.*)'"
 )
 

@@ -38,20 +38,20 @@ neither and are recognized by `auditID` + `stage` + `verb`. Mapping choices:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from detector.events import Event, Outcome, UserType
 from detector.normalize.base import Normalizer, content_id, dig, first_time, ip, text, trusted_event
 from detector.normalize.images import split_reference
 
-_AUDIT_API_PREFIX = "audit.k8s.io/"
-_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
-_DECISION = "authorization.k8s.io/decision"
+_AUDIT_API_PREFIX: Final = "audit.k8s.io/"
+_CREDENTIAL_ID: Final = "authentication.kubernetes.io/credential-id"
+_DECISION: Final = "authorization.k8s.io/decision"
 
 #: A tuple, not a set: `in` must not hash an arbitrary (possibly unhashable) value.
-_STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
+_STAGES: Final = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 
-_VERB_TYPES = {
+_VERB_TYPES: Final = {
     "create": "creation",
     "update": "change",
     "patch": "change",
@@ -62,7 +62,7 @@ _VERB_TYPES = {
     "watch": "access",
 }
 
-_IAM_RESOURCES = frozenset(
+_IAM_RESOURCES: Final = frozenset(
     {
         "roles",
         "rolebindings",
@@ -74,7 +74,7 @@ _IAM_RESOURCES = frozenset(
 )
 
 #: Where the pod spec sits in the request object of each workload resource.
-_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+_POD_SPEC_PATHS: Final[dict[str, tuple[str, ...]]] = {
     "pods": ("spec",),
     "deployments": ("spec", "template", "spec"),
     "daemonsets": ("spec", "template", "spec"),
@@ -158,7 +158,7 @@ class KubernetesAuditNormalizer(Normalizer):
 
 
 #: Stands in for a missing or non-object nested field, so reading it gives None.
-_EMPTY: dict[str, Any] = {}
+_EMPTY: Final[dict[str, Any]] = {}
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -197,8 +197,8 @@ def _outcome(record: dict[str, Any], forbidden: bool) -> Outcome | None:
 
 
 #: Identities of cluster components: Kubernetes' own, EKS's, and AKS's.
-_COMPONENT_PREFIXES = ("system:", "eks:")
-_COMPONENT_NAMES = frozenset({"aksService", "masterclient"})
+_COMPONENT_PREFIXES: Final = ("system:", "eks:")
+_COMPONENT_NAMES: Final = frozenset({"aksService", "masterclient"})
 
 
 def _user_type(username: str | None) -> UserType | None:

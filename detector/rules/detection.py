@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from sigma.conditions import ConditionAND
 from sigma.modifiers import (
@@ -73,7 +73,7 @@ from detector.rules.values import ScalarTest, TextSpec, TextTest, compile_values
 # One field value prepared for the value tests: (value, text, lower-cased text or None).
 Prepared = tuple[Any, str | None, str | None]
 
-_POSITIONAL = (SigmaContainsModifier, SigmaStartswithModifier, SigmaEndswithModifier)
+_POSITIONAL: Final = (SigmaContainsModifier, SigmaStartswithModifier, SigmaEndswithModifier)
 
 
 @dataclass

@@ -33,7 +33,7 @@ Getter = Callable[[Mapping[str, Any]], Any]
 # Per start index of the name's parts: (end index, key of parts[start:end]), longest first.
 _Splits = tuple[tuple[tuple[int, str], ...], ...]
 
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_NUMBER: Final = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
 def compile_getter(name: str) -> Getter:

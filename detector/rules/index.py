@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from detector.rules.compiled import CompiledRule
 from detector.rules.fields import MISSING, FieldReader, as_number, iter_elements, text_of
 from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
 
 #: candidate lists (and a probe's string values) remembered before starting over
-_MEMO_LIMIT = 4096
+_MEMO_LIMIT: Final = 4096
 #: the longest string value a probe remembers the bits of
-_REMEMBERED_LENGTH = 256
+_REMEMBERED_LENGTH: Final = 256
 
 
 class RuleIndex:

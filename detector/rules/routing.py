@@ -17,6 +17,7 @@ the route.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from detector.events import FIELD_ATTRIBUTES, Event
 from detector.normalize.base import SourceRoute
@@ -24,7 +25,7 @@ from detector.rules.compiled import CompiledRule
 from detector.rules.index import RuleIndex
 
 #: The Sigma product of rules that match normalized events.
-NORMALIZED_PRODUCT = "cicd"
+NORMALIZED_PRODUCT: Final = "cicd"
 
 
 class RuleRouter:
@@ -88,10 +89,10 @@ class RuleRouter:
 
 #: normalized field -> the event's attribute, for picking candidates without the record
 #: (`@timestamp` is formatted into the record: rules reading it need the record)
-_ATTRIBUTES = {key: name for key, name in FIELD_ATTRIBUTES.items() if key != "@timestamp"}
+_ATTRIBUTES: Final = {key: name for key, name in FIELD_ATTRIBUTES.items() if key != "@timestamp"}
 
 #: Categories every audit source satisfies: SigmaHQ files audit rules under `application`.
-_AUDIT_CATEGORIES = (None, "application")
+_AUDIT_CATEGORIES: Final = (None, "application")
 
 
 def _serves(rule: CompiledRule, route: SourceRoute) -> bool:

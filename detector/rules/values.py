@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
-from typing import Any
+from typing import Any, Final
 
 from sigma.types import (
     CompareOperators,
@@ -45,7 +45,7 @@ ScalarTest = Callable[[Any, str | None, str | None], bool]
 TextTest = Callable[[str], bool]
 _Part = str | SpecialChars
 
-_COMPARE: dict[CompareOperators, Callable[[Any, Any], bool]] = {
+_COMPARE: Final[dict[CompareOperators, Callable[[Any, Any], bool]]] = {
     CompareOperators.LT: operator.lt,
     CompareOperators.LTE: operator.le,
     CompareOperators.GT: operator.gt,
@@ -53,7 +53,7 @@ _COMPARE: dict[CompareOperators, Callable[[Any, Any], bool]] = {
     CompareOperators.NEQ: operator.ne,
 }
 
-_SYMBOLS = {
+_SYMBOLS: Final = {
     CompareOperators.LT: "<",
     CompareOperators.LTE: "<=",
     CompareOperators.GT: ">",

@@ -20,21 +20,21 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeAlias, cast
+from typing import Any, BinaryIO, Final, TypeAlias, cast
 
 import orjson
 from mypy_extensions import mypyc_attr
 
 from detector.sources.records import RawRecord
 
-_CHUNK = 1 << 20  # read size of the JSON value scanner
+_CHUNK: Final = 1 << 20  # read size of the JSON value scanner
 _LINE_BLOCK = 1 << 20  # bytes of lines per block (each block is a worker's task)
-_BUFFER = 1 << 20  # read-ahead used to sniff a file's layout
-_GZIP_MAGIC = b"\x1f\x8b"
-_WHITESPACE = b" \t\r\n"
+_BUFFER: Final = 1 << 20  # read-ahead used to sniff a file's layout
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_WHITESPACE: Final = b" \t\r\n"
 # Bytes that change the JSON scanner's state outside strings; everything else is skipped
 # in bulk (a backslash matters only inside a string: `_IN_STRING`).
-_STRUCTURAL = re.compile(rb'["\[\]{},]')
+_STRUCTURAL: Final = re.compile(rb'["\[\]{},]')
 
 Stream: TypeAlias = "io.BufferedReader[Any]"
 
@@ -222,7 +222,7 @@ def _line_blocks(stream: Stream, name: str, source: str | None, size: int) -> It
         yield LineBlock(b"".join(pieces), name, number, source)
 
 
-_IN_STRING = re.compile(rb'["\\]')
+_IN_STRING: Final = re.compile(rb'["\\]')
 
 
 def _first_non_space(data: bytes, start: int, end: int) -> int | None:

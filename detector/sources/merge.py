@@ -27,7 +27,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from detector.deadletter import DeadLetter
 from detector.events import Event
@@ -38,7 +38,7 @@ MergeKey = tuple[Any, str, str]
 #: what is merged: normalized events, or what a worker made of them (`detector.parallel`)
 Result = TypeVar("Result")
 
-_FIRST: MergeKey = (datetime.min.replace(tzinfo=UTC), "", "")
+_FIRST: Final[MergeKey] = (datetime.min.replace(tzinfo=UTC), "", "")
 
 
 def event_key(event: Event) -> MergeKey:
