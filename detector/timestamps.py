@@ -9,6 +9,10 @@ from typing import Any, Final
 _EPOCH_MS_THRESHOLD: Final = 100_000_000_000
 #: The Unix epoch, in UTC.
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: UTC and the ISO parser as Final names: compiled, they are C statics, where the imported
+#: names would be looked up in the module's dict on every call
+_UTC: Final = UTC
+_FROM_ISO: Final = datetime.fromisoformat
 
 
 class TimestampError(ValueError):
@@ -47,11 +51,11 @@ def from_iso(value: Any, default_tz: tzinfo | None = None) -> datetime:
         raise TimestampError(f"expected an ISO 8601 string, got {type(value).__name__}")
     text = value.strip()
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = _FROM_ISO(text)
     except ValueError as exc:
         raise TimestampError(f"not an ISO 8601 time: {value!r}") from exc
     zone = parsed.tzinfo
-    if zone is UTC:  # the common case; `astimezone` would return it, at a cost
+    if zone is _UTC:  # the common case; `astimezone` would return it, at a cost
         return parsed
     if zone is None:
         if default_tz is None:
