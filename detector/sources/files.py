@@ -192,10 +192,16 @@ def _first_line_is_json(stream: Stream) -> bool:
     return True
 
 
+#: `tuple.__new__` and `RawRecord` as Final names: compiled, C statics, where the names
+#: would be looked up (in the module's dict, and `__new__` on the type) for every line
+_NEW_TUPLE: Final = tuple.__new__
+_RAW_RECORD: Final = RawRecord
+
+
 def _raw_record(data: bytes, origin: str, source: str | None) -> RawRecord:
     """`RawRecord(data, origin, source)` without the `__new__` that `NamedTuple` writes in
     Python: the one call into the interpreter a replay made per line."""
-    return tuple.__new__(RawRecord, (data, origin, source, None))
+    return _NEW_TUPLE(_RAW_RECORD, (data, origin, source, None))
 
 
 def _lines(stream: BinaryIO, name: str, source: str | None, first: int = 1) -> Iterator[RawRecord]:
