@@ -350,7 +350,7 @@ def parallel_replay(
     for result in outcomes:
         source, detections = result[1], result[3]
         counts.normalized += 1
-        counts.by_source[source] = counts.by_source.get(source, 0) + 1
+        counts.count_source(source)
         if detections is None:
             counts.filtered += 1
             continue

@@ -47,6 +47,10 @@ class RunCounts:
     late: int = 0
     started: float = field(default_factory=time.monotonic)
 
+    def count_source(self, source: str) -> None:
+        """One more event of `source`."""
+        self.by_source[source] = self.by_source.get(source, 0) + 1
+
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -136,8 +140,7 @@ def normalized_events(
     results = merge_by_event_time(inputs) if merged else chain.from_iterable(inputs)
     for result in counted(results, letters, counts, skip):
         counts.normalized += 1
-        source = result.event_source
-        counts.by_source[source] = counts.by_source.get(source, 0) + 1
+        counts.count_source(result.event_source)
         if selection is not None and not selection.accepts(result):
             counts.filtered += 1
             continue
