@@ -10,13 +10,15 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, final
 
 import orjson
 
 from detector.sources.records import RawRecord
 
 
+@final  # the hot path tests `type(result) is DeadLetter`: a negative `isinstance` on a
+# Python class looks up `__class__` on the other object, an event's through pydantic
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record the pipeline could not use, and why."""

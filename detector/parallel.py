@@ -142,7 +142,7 @@ def record_outcomes(records: Iterable[RawRecord]) -> Results:
     # a batch normalized before any is matched, as `pipeline.replay_detections` does
     while chunk := list(islice(pending, BATCH_EVENTS)):
         for result in [result for raw in chunk for result in state.stage.process(raw)]:
-            if isinstance(result, DeadLetter):
+            if type(result) is DeadLetter:
                 results.append(result)
                 continue
             event = result

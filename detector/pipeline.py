@@ -106,7 +106,7 @@ def counted(
             counts.skipped += 1
             continue
         counts.read += 1
-        if isinstance(result, DeadLetter):
+        if type(result) is DeadLetter:
             letters.write(result)
             counts.dead_lettered += 1
             continue
@@ -342,7 +342,7 @@ def counted_detections(
     """The detections among `results`, each counted by rule; a late event's dead letter
     goes to `letters`."""
     for result in results:
-        if isinstance(result, DeadLetter):
+        if type(result) is DeadLetter:
             letters.write(result)
             counts.late += 1
         else:

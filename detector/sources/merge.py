@@ -53,7 +53,7 @@ def _keyed(
 ) -> Iterator[tuple[MergeKey, Result | DeadLetter]]:
     last = first
     for result in results:
-        if not isinstance(result, DeadLetter):
+        if type(result) is not DeadLetter:
             last = key(result)
         yield last, result
 
