@@ -207,7 +207,8 @@ def _raw_record(data: bytes, origin: str, source: str | None) -> RawRecord:
 def _lines(stream: BinaryIO, name: str, source: str | None, first: int = 1) -> Iterator[RawRecord]:
     for number, line in enumerate(stream, start=first):
         stripped = line.rstrip(b"\r\n")
-        if stripped.strip(_WHITESPACE):
+        # a record starts at its first byte: only the rare other line is copied to test it
+        if (stripped and stripped[0] not in _WHITESPACE) or stripped.strip(_WHITESPACE):
             yield _raw_record(stripped, f"{name}:{number}", source)
 
 
