@@ -208,11 +208,12 @@ class CorrelationEngine:
             )
             aggregator.schedule = partial(self._schedule, index, _WINDOW)
             self._aggregators.append(aggregator)
-        #: id(rule or correlation) -> (correlation index, slot index) of each reference to it
-        self._subscribers: dict[int, list[tuple[int, int]]] = {}
+        #: rule or correlation (both hashed by identity) -> (correlation index, slot
+        #: index) of each reference to it
+        self._subscribers: dict[CompiledRule | CorrelationRule, list[tuple[int, int]]] = {}
         for index, rule in enumerate(self.rules):
             for position, slot in enumerate(rule.slots):
-                self._subscribers.setdefault(id(slot.target), []).append((index, position))
+                self._subscribers.setdefault(slot.target, []).append((index, position))
         self._buffer: list[Entry] = []
         self._timers: list[Timer] = []
         self._sequence = 0
@@ -353,7 +354,7 @@ class CorrelationEngine:
 
     def _event_hits(self, event: Event, matched: Iterable[CompiledRule]) -> tuple[Hit, ...]:
         references = [
-            reference for rule in matched for reference in self._subscribers.get(id(rule), ())
+            reference for rule in matched for reference in self._subscribers.get(rule, ())
         ]
         if not references:
             return ()
@@ -409,7 +410,7 @@ class CorrelationEngine:
         self.stats.detections[rule.key] += 1
         if rule not in self.silenced:
             self._emit(index, rule, fire, detection, evidence, out)
-        references = self._subscribers.get(id(rule))
+        references = self._subscribers.get(rule)
         if not references:
             return
         # one record per combination of carried values, with the evidence behind it
