@@ -19,6 +19,7 @@ HOT_PATH = [
     "detector/construct.py",
     "detector/event_record.py",
     "detector/identity_map.py",
+    "detector/memo.py",
     "detector/normalize/__init__.py",
     "detector/normalize/base.py",
     "detector/normalize/cloudtrail.py",

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
 from detector.events import Event
+from detector.memo import remember
 
 WILDCARD: Final = "*"
 #: user names whose identity a source remembers
@@ -64,9 +65,7 @@ class IdentityMap:
             known = self._resolved[source] = {}
         identity = known.get(name)
         if identity is None:
-            if len(known) >= REMEMBERED:
-                known.clear()
-            identity = known[name] = self._resolve(source, name)
+            identity = remember(known, name, self._resolve(source, name), REMEMBERED)
         return identity
 
     def _resolve(self, source: str, name: str) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from detector.events import Event, Outcome, UserType
+from detector.memo import remember
 from detector.normalize.base import (
     NormalizationError,
     Normalizer,
@@ -321,10 +322,9 @@ def _shaped(action: str) -> bool:
     """`action` has the shape of GitHub's audit actions (`_ACTION_SHAPE`)."""
     shaped = _SHAPED.get(action)
     if shaped is None:
-        shaped = _ACTION_SHAPE.fullmatch(action) is not None
-        if len(_SHAPED) >= _ACTIONS_KEPT:
-            _SHAPED.clear()
-        _SHAPED[action] = shaped
+        shaped = remember(
+            _SHAPED, action, _ACTION_SHAPE.fullmatch(action) is not None, _ACTIONS_KEPT
+        )
     return shaped
 
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from detector.memo import remember
 from detector.rules.compiled import CompiledRule
 from detector.rules.fields import MISSING, FieldReader, as_number, iter_elements, text_of
 from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
@@ -91,10 +92,9 @@ class RuleIndex:
                 met |= probe.bits(value)
         found = self._memo.get(met)
         if found is None:
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
             needs = zip(self.rules, self._needs, strict=True)
-            found = self._memo[met] = [rule for rule, need in needs if need & met == need]
+            found = [rule for rule, need in needs if need & met == need]
+            remember(self._memo, met, found, _MEMO_LIMIT)
         return found
 
 
@@ -156,9 +156,7 @@ class _Probe:
             if self.numbers:
                 met |= self.of_text(text)
             if len(text) <= _REMEMBERED_LENGTH:
-                if len(self._by_text) >= _MEMO_LIMIT:
-                    self._by_text.clear()
-                self._by_text[text] = met
+                remember(self._by_text, text, met, _MEMO_LIMIT)
         elif type(value) is int:  # the digits are its text
             if self.texts:
                 met |= self.texts.get(str(value), 0)

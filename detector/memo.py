@@ -1,0 +1,23 @@
+"""Bounded memos of the hot path.
+
+A stream repeats a few hundred user names, action texts and field values, so what is
+worked out for one is remembered. Each memo holds at most a limit of entries; when full
+it starts over instead of evicting one, which keeps every store a dict assignment and
+is refilled by the stream's working set within a few records.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember(memo: dict[K, V], key: K, value: V, limit: int) -> V:
+    """`value`, stored in `memo` under `key`; `memo` is emptied first when it holds
+    `limit` entries."""
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value
+    return value
