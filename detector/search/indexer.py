@@ -6,7 +6,8 @@ items answered 429 with its own backoff; each item is then judged as the sink ju
 detections (`search.bulk.item_outcome`): created or already there (409: an event id is
 stable, so indexing the same logs twice leaves one document each) counts as indexed,
 anything else goes to the dead letters with the engine's reason and the event's JSON.
-Documents are the events as written out everywhere: `raw` redacted.
+Documents are the events as written out everywhere: `raw` redacted. The stream is
+refreshed at the end, so every event indexed is searchable when the command returns.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def index_events(
                     f"index {stream}: {outcome.reason}", f"event {result.get('_id')}", document
                 )
             )
+        # searchable before the command ends: a replay from the index right after would
+        # otherwise miss the chunks of the last refresh interval
+        client.indices.refresh(index=stream)
     finally:
         client.close()
     return counts
