@@ -8,10 +8,14 @@ is refilled by the stream's working set within a few records.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Final, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+#: the longest text kept as a key: a long one seldom repeats, and 4,096 of them would
+#: hold much memory
+LONGEST_TEXT: Final = 256
 
 
 def remember(memo: dict[K, V], key: K, value: V, limit: int) -> V:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from detector.memo import LONGEST_TEXT, remember
 from detector.rules.fields import MISSING, FieldReader
 from detector.rules.plan import (
     AllOf,
@@ -35,6 +36,9 @@ from detector.rules.values import TextSpec
 
 #: `Compare.operator` symbol -> the code `_Compare` branches on
 _OPERATORS: Final = {"<": 0, "<=": 1, ">": 2, ">=": 3, "!=": 4}
+#: field texts lower-cased: rules read the same user names and verbs over and over
+_LOWERED: Final[dict[str, str]] = {}
+_LOWERED_LIMIT: Final = 4096
 
 
 class Test:
@@ -138,7 +142,12 @@ class _Text(_FieldTest):
         value = self.field.read(record)
         if type(value) is str:
             text: str = value
-            return self.spec.holds(text.lower())
+            lowered = _LOWERED.get(text)
+            if lowered is None:
+                lowered = text.lower()
+                if len(text) <= LONGEST_TEXT:
+                    remember(_LOWERED, text, lowered, _LOWERED_LIMIT)
+            return self.spec.holds(lowered)
         if type(value) is int:
             return self.spec.holds(str(value))
         return self.otherwise(value, record)

@@ -15,15 +15,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from detector.memo import remember
+from detector.memo import LONGEST_TEXT, remember
 from detector.rules.compiled import CompiledRule
 from detector.rules.fields import MISSING, FieldReader, as_number, iter_elements, text_of
 from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
 
 #: candidate lists (and a probe's string values) remembered before starting over
 _MEMO_LIMIT: Final = 4096
-#: the longest string value a probe remembers the bits of
-_REMEMBERED_LENGTH: Final = 256
 
 
 class RuleIndex:
@@ -155,7 +153,7 @@ class _Probe:
                 met |= self.texts.get(text.lower(), 0)
             if self.numbers:
                 met |= self.of_text(text)
-            if len(text) <= _REMEMBERED_LENGTH:
+            if len(text) <= LONGEST_TEXT:
                 remember(self._by_text, text, met, _MEMO_LIMIT)
         elif type(value) is int:  # the digits are its text
             if self.texts:
