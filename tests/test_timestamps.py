@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detector.events import format_timestamp
-from detector.timestamps import TimestampError, from_any
+from detector.timestamps import EPOCH, TimestampError, from_any, from_epoch
+
+#: the epoch milliseconds of the first and the last millisecond a datetime holds
+FIRST_MS = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
+LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - EPOCH) // timedelta(
+    milliseconds=1
+)
 
 
 @pytest.mark.parametrize(
@@ -37,3 +47,16 @@ def test_every_form_comes_out_utc_to_the_microsecond(value: object, expected: st
 def test_unreadable_times_are_timestamp_errors(value: object) -> None:
     with pytest.raises(TimestampError):
         from_any(value)
+
+
+@given(st.integers(FIRST_MS, LAST_MS))
+def test_epoch_milliseconds_are_the_instant_that_many_after_the_epoch(millis: int) -> None:
+    got = from_epoch(millis, "ms")
+    assert got == EPOCH + timedelta(milliseconds=millis)
+    assert got.tzinfo is UTC
+
+
+@pytest.mark.parametrize("millis", [FIRST_MS - 1, LAST_MS + 1, 10**30, -(10**30)])
+def test_epoch_milliseconds_past_what_a_datetime_holds_are_timestamp_errors(millis: int) -> None:
+    with pytest.raises(TimestampError, match="epoch milliseconds out of range"):
+        from_epoch(millis, "ms")
