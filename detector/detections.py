@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from detector.construct import unvalidated
 from detector.events import Event, format_timestamp
+from detector.memo import remember
 from detector.redact import redact, redact_text
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
@@ -126,16 +127,11 @@ class Detection(BaseModel):
         cost three times as much. None of the fixed keys is a secret's key name, so only
         values are redacted; the group's keys come from rules and go through `redact`.
         """
-        rule = self.rule
-        rule_shape: dict[str, Any] = {"id": redact_text(rule.id), "title": redact_text(rule.title)}
-        if rule.level is not None:
-            rule_shape["level"] = rule.level
-        rule_shape["tags"] = [redact_text(tag) for tag in rule.tags]
         shape: dict[str, Any] = {
             "schema_version": self.schema_version,
             "id": redact_text(self.id),
             "@timestamp": format_timestamp(self.timestamp),
-            "rule": rule_shape,
+            "rule": _rule_shape(self.rule),
         }
         if self.group is not None:
             shape["group"] = redact(self.group)
@@ -148,6 +144,25 @@ class Detection(BaseModel):
         shape["evidence"] = [evidence.shape() for evidence in self.evidence]
         shape["message"] = redact_text(self.message)
         return orjson.dumps(shape)
+
+
+#: each rule's part of the JSON, by the rule's identity (the rule is kept, so its id is
+#: not reused): a replay writes thousands of detections of a few hundred rules
+_RULE_SHAPES: dict[int, tuple[RuleRef, dict[str, Any]]] = {}
+_RULE_SHAPES_LIMIT = 4096
+
+
+def _rule_shape(rule: RuleRef) -> dict[str, Any]:
+    """`rule`'s object in a detection's JSON, redacted; shared, so never changed."""
+    known = _RULE_SHAPES.get(id(rule))
+    if known is not None:
+        return known[1]
+    shape: dict[str, Any] = {"id": redact_text(rule.id), "title": redact_text(rule.title)}
+    if rule.level is not None:
+        shape["level"] = rule.level
+    shape["tags"] = [redact_text(tag) for tag in rule.tags]
+    remember(_RULE_SHAPES, id(rule), (rule, shape), _RULE_SHAPES_LIMIT)
+    return shape
 
 
 def detection_id(*parts: str) -> str:

@@ -27,8 +27,9 @@ def format_timestamp(value: datetime) -> str:
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
     if utc.year < 1000:  # `isoformat` pads the year to four digits, `%Y` does not
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # `isoformat` is a third of `strftime`'s cost; "+00:00" becomes "Z"
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
+    # `isoformat` is a third of `strftime`'s cost (its arguments by position, a sixth
+    # less than by keyword); "+00:00" becomes "Z"
+    return utc.isoformat("T", "microseconds")[:-6] + "Z"
 
 
 class Event(BaseModel):

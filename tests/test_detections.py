@@ -58,6 +58,16 @@ def test_the_written_json_is_the_redacted_dump_of_the_model(detection: Detection
     assert GITHUB_TOKEN not in detection.to_json().decode()
 
 
+@given(rule=RULES, detections=st.lists(DETECTIONS, min_size=2, max_size=4))
+def test_detections_of_one_rule_object_each_write_their_redacted_dump(
+    rule: RuleRef, detections: list[Detection]
+) -> None:
+    """The rule's part of the JSON is worked out once per rule object and then reused."""
+    for detection in detections:
+        of_rule = detection.model_copy(update={"rule": rule})
+        assert of_rule.to_json() == orjson.dumps(redact(of_rule.to_dict()))
+
+
 @given(
     rule=RULES,
     timestamp=TIMES.filter(lambda t: t.year >= 1000),  # what a dump validates back
