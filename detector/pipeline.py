@@ -170,7 +170,7 @@ class SingleEventMatcher:
     def __init__(self, router: RuleRouter, silenced: Collection[object] = ()) -> None:
         self.router = router
         self.silenced = silenced
-        self._refs: dict[int, RuleRef] = {}
+        self._refs: dict[CompiledRule, RuleRef] = {}
 
     def detections(self, event: Event) -> list[Detection]:
         return self.detections_for(event, self.router.match(event))
@@ -181,9 +181,9 @@ class SingleEventMatcher:
         for rule in matched:
             if rule in self.silenced:
                 continue
-            ref = self._refs.get(id(rule))
+            ref = self._refs.get(rule)
             if ref is None:
-                ref = self._refs[id(rule)] = rule_ref(rule)
+                ref = self._refs[rule] = rule_ref(rule)
             result.append(single_event_detection(ref, event))
         return result
 
@@ -211,7 +211,9 @@ class DetectionStage:
 
     def decide(self, event: Event, matched: Sequence[CompiledRule]) -> list[Detection | DeadLetter]:
         """`process` for an event whose rules were matched already (`router.match`)."""
-        if matched and self.on_match is not None:
+        if not matched:  # most events: only the event-time clock has to move
+            return self.engine.process(event, matched)
+        if self.on_match is not None:
             self.on_match(event)
         result: list[Detection | DeadLetter] = list(self.matcher.detections_for(event, matched))
         result.extend(self.engine.process(event, matched))
