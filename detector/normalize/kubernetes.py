@@ -41,10 +41,28 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from detector.events import Event, Outcome, UserType
+from detector.json_keys import parsed_key
 from detector.normalize.base import Normalizer, content_id, dig, first_time, ip, text, trusted_event
 from detector.normalize.images import split_reference
 
 _AUDIT_API_PREFIX: Final = "audit.k8s.io/"
+#: the audit event's top-level keys as orjson's key objects (see `detector.json_keys`):
+#: an event has more than five, so a look-up by an equal string compares by value
+_KIND: Final = parsed_key("kind")
+_API_VERSION: Final = parsed_key("apiVersion")
+_ITEMS: Final = parsed_key("items")
+_AUDIT_ID: Final = parsed_key("auditID")
+_STAGE: Final = parsed_key("stage")
+_VERB: Final = parsed_key("verb")
+_OBJECT_REF: Final = parsed_key("objectRef")
+_USER: Final = parsed_key("user")
+_ANNOTATIONS: Final = parsed_key("annotations")
+_TIMES: Final = (parsed_key("stageTimestamp"), parsed_key("requestReceivedTimestamp"))
+_SOURCE_IPS: Final = parsed_key("sourceIPs")
+_USER_AGENT: Final = parsed_key("userAgent")
+_REQUEST_URI: Final = parsed_key("requestURI")
+_RESPONSE_STATUS: Final = parsed_key("responseStatus")
+_REQUEST_OBJECT: Final = parsed_key("requestObject")
 _CREDENTIAL_ID: Final = "authentication.kubernetes.io/credential-id"
 _DECISION: Final = "authorization.k8s.io/decision"
 
@@ -103,39 +121,39 @@ class KubernetesAuditNormalizer(Normalizer):
         An `EventList` whose `items` is not a list is not treated as an envelope, so it
         is reported as an unrecognized record instead of being half-read.
         """
-        if document.get("kind") != "EventList" or not _is_audit_api(document.get("apiVersion")):
+        if document.get(_KIND) != "EventList" or not _is_audit_api(document.get(_API_VERSION)):
             return None
-        items = document.get("items")
+        items = document.get(_ITEMS)
         if items is None:
             return []
         return items if isinstance(items, list) else None
 
     def matches(self, record: dict[str, Any]) -> bool:
-        kind = record.get("kind")
-        api_version = record.get("apiVersion")
+        kind = record.get(_KIND)
+        api_version = record.get(_API_VERSION)
         if api_version is not None:
             # Core `v1` / `events.k8s.io` Events share the kind but are not audit records.
             return kind == "Event" and _is_audit_api(api_version)
         return (
             kind in (None, "Event")
-            and isinstance(record.get("auditID"), str)
-            and record.get("stage") in _STAGES
-            and isinstance(record.get("verb"), str)
+            and isinstance(record.get(_AUDIT_ID), str)
+            and record.get(_STAGE) in _STAGES
+            and isinstance(record.get(_VERB), str)
         )
 
     def normalize(self, record: dict[str, Any]) -> Event:
-        object_ref = _mapping(record.get("objectRef"))
-        user = _mapping(record.get("user"))
-        verb = text(record.get("verb"))
+        object_ref = _mapping(record.get(_OBJECT_REF))
+        user = _mapping(record.get(_USER))
+        verb = text(record.get(_VERB))
         resource = text(object_ref.get("resource"))
         subresource = text(object_ref.get("subresource"))
         username = text(user.get("username"))
-        audit_id = text(record.get("auditID"))
-        stage = text(record.get("stage"))
-        forbidden = _mapping(record.get("annotations")).get(_DECISION) == "forbid"
+        audit_id = text(record.get(_AUDIT_ID))
+        stage = text(record.get(_STAGE))
+        forbidden = _mapping(record.get(_ANNOTATIONS)).get(_DECISION) == "forbid"
         image_name, image_digest = _image(record, verb, resource, subresource)
         return trusted_event(
-            timestamp=first_time(record, ("stageTimestamp", "requestReceivedTimestamp")),
+            timestamp=first_time(record, _TIMES),
             event_id=f"{audit_id}:{stage}" if audit_id and stage else content_id(record),
             event_source=self.name,
             event_action=_action(record, verb, resource, subresource),
@@ -145,8 +163,8 @@ class KubernetesAuditNormalizer(Normalizer):
             user_name=username,
             user_id=text(user.get("uid")),
             user_type=_user_type(username),
-            source_ip=_source_ip(record.get("sourceIPs")),
-            user_agent=text(record.get("userAgent")),
+            source_ip=_source_ip(record.get(_SOURCE_IPS)),
+            user_agent=text(record.get(_USER_AGENT)),
             namespace=text(object_ref.get("namespace")),
             resource_kind=resource,
             resource_name=text(object_ref.get("name")),
@@ -173,8 +191,8 @@ def _action(
         return None
     if resource is not None:
         return f"{verb} {resource}/{subresource}" if subresource else f"{verb} {resource}"
-    if record.get("objectRef") is None:
-        uri = text(record.get("requestURI"))
+    if record.get(_OBJECT_REF) is None:
+        uri = text(record.get(_REQUEST_URI))
         if uri is not None:
             return f"{verb} {uri.split('?', 1)[0]}"
     return verb
@@ -190,7 +208,7 @@ def _types(verb: str | None, forbidden: bool) -> list[str] | None:
 def _outcome(record: dict[str, Any], forbidden: bool) -> Outcome | None:
     if forbidden:
         return "failure"
-    code = dig(record, "responseStatus", "code")
+    code = dig(record, _RESPONSE_STATUS, "code")
     if isinstance(code, bool) or not isinstance(code, int):
         return None
     return "failure" if code >= 400 else "success"
@@ -230,7 +248,7 @@ def _image(
     # A patch carries the containers it sets: `kubectl set image`, GitOps controllers.
     if verb not in ("create", "update", "patch") or subresource is not None or path is None:
         return None, None
-    spec = dig(record.get("requestObject"), *path)
+    spec = dig(record.get(_REQUEST_OBJECT), *path)
     images: set[str] = set()
     for key in ("initContainers", "containers"):
         containers = dig(spec, key)

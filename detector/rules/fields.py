@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, Final
 
+from detector.json_keys import parsed_key
+
 
 class _Missing:
     """Type of `MISSING`: a field the record does not have (unlike a field set to null)."""
@@ -39,13 +41,14 @@ _NUMBER: Final = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 def compile_getter(name: str) -> Getter:
     """A function returning the value of field `name` in a record, or MISSING."""
     if "." not in name:
+        key = parsed_key(name)
 
         def get_flat(record: Mapping[str, Any]) -> Any:
-            return record.get(name, MISSING)
+            return record.get(key, MISSING)
 
         return get_flat
 
-    parts = name.split(".")
+    parts = [parsed_key(part) for part in name.split(".")]
     count = len(parts)
     splits = _split(parts)
     if count == 2:
@@ -111,9 +114,9 @@ class FieldReader:
     getter the rules share (`record_getter`)."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        parts = name.split(".")
+        parts = [parsed_key(part) for part in name.split(".")]
         self.depth = len(parts)
+        self.name = parts[0] if self.depth == 1 else name
         self.outer = parts[0]
         self.inner = parts[-1]
         self.splits = _split(parts)
