@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from detector.events import Event, Outcome, UserType
+from detector.json_keys import parsed_key
 from detector.memo import remember
 from detector.normalize.base import (
     NormalizationError,
@@ -219,6 +220,18 @@ RESOURCE_BY_PREFIX: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
 }
 
 _HEADS: Final = "refs/heads/"
+#: the keys every entry is read for, as orjson's key objects (see `detector.json_keys`):
+#: an entry has more than five keys, so a look-up by an equal string compares by value
+_ACTION: Final = parsed_key("action")
+_DOCUMENT_ID: Final = parsed_key("_document_id")
+_ACTOR: Final = parsed_key("actor")
+_ACTOR_ID: Final = parsed_key("actor_id")
+_ACTOR_IP: Final = parsed_key("actor_ip")
+_USER_AGENT: Final = parsed_key("user_agent")
+_REPO: Final = parsed_key("repo")
+_ORG: Final = parsed_key("org")
+_TOKEN_ID: Final = parsed_key("token_id")
+_TIMES: Final = (parsed_key("@timestamp"), parsed_key("created_at"))
 
 
 class GitHubAuditNormalizer(Normalizer):
@@ -235,45 +248,45 @@ class GitHubAuditNormalizer(Normalizer):
     service = "audit"
 
     def matches(self, record: dict[str, Any]) -> bool:
-        action = record.get("action")
+        action = record.get(_ACTION)
         if not isinstance(action, str) or not _shaped(action):
             return False
         if not record.keys().isdisjoint(_FOREIGN_FIELDS):
             return False
         if isinstance(record.get("repository"), dict):
             return False
-        if isinstance(record.get("_document_id"), str):
+        if isinstance(record.get(_DOCUMENT_ID), str):
             return True
         timed = record.get("@timestamp") is not None or record.get("created_at") is not None
         return timed and any(text(record.get(key)) for key in _CONTEXT_FIELDS)
 
     def normalize(self, record: dict[str, Any]) -> Event:
-        action = record.get("action")
+        action = record.get(_ACTION)
         if not isinstance(action, str) or not action:
             raise NormalizationError("GitHub audit entry without a string `action`")
         prefix, _, verb = action.partition(".")
         categories, types = classify(action)
-        actor = text(record.get("actor"))
+        actor = text(record.get(_ACTOR))
         kind, resource = _resource(record, prefix, verb)
         return trusted_event(
             timestamp=_event_time(record),
-            event_id=text(record.get("_document_id")) or content_id(record),
+            event_id=text(record.get(_DOCUMENT_ID)) or content_id(record),
             event_source=self.name,
             event_action=action,
             event_category=list(categories),
             event_type=list(types),
             event_outcome=_outcome(record, action, verb),
             user_name=actor,
-            user_id=text(record.get("actor_id")),
+            user_id=text(record.get(_ACTOR_ID)),
             user_type=_actor_type(record, actor),
-            source_ip=ip(record.get("actor_ip")),
-            user_agent=text(record.get("user_agent")),
-            repository=text(record.get("repo")) or text(record.get("repository")),
-            organization=text(record.get("org")) or text(record.get("business")),
+            source_ip=ip(record.get(_ACTOR_IP)),
+            user_agent=text(record.get(_USER_AGENT)),
+            repository=text(record.get(_REPO)) or text(record.get("repository")),
+            organization=text(record.get(_ORG)) or text(record.get("business")),
             resource_kind=kind,
             resource_name=resource,
             branch=_branch(record, prefix),
-            token_id=text(record.get("token_id")),
+            token_id=text(record.get(_TOKEN_ID)),
             raw=record,
         )
 
@@ -315,7 +328,7 @@ def _event_time(record: dict[str, Any]) -> datetime:
     Both are epoch milliseconds in the API and streams; exports and re-shippers may
     write ISO 8601 text, which must carry its zone.
     """
-    return first_time(record, ("@timestamp", "created_at"), _parse_time)
+    return first_time(record, _TIMES, _parse_time)
 
 
 def _shaped(action: str) -> bool:
