@@ -13,8 +13,8 @@ from typing import Final, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 
-#: the longest text kept as a key: a long one seldom repeats, and 4,096 of them would
-#: hold much memory
+#: the longest text `remember_text` keeps as a key: a long one seldom repeats, and
+#: 4,096 of them would hold much memory
 LONGEST_TEXT: Final = 256
 
 
@@ -24,4 +24,12 @@ def remember(memo: dict[K, V], key: K, value: V, limit: int) -> V:
     if len(memo) >= limit:
         memo.clear()
     memo[key] = value
+    return value
+
+
+def remember_text(memo: dict[str, V], text: str, value: V, limit: int) -> V:
+    """`value`, stored in `memo` under `text` as `remember` does when `text` is at most
+    `LONGEST_TEXT` characters long, and not stored otherwise."""
+    if len(text) <= LONGEST_TEXT:
+        remember(memo, text, value, limit)
     return value

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from detector.memo import LONGEST_TEXT, remember
+from detector.memo import remember_text
 from detector.rules.fields import MISSING, FieldReader
 from detector.rules.plan import (
     AllOf,
@@ -144,9 +144,7 @@ class _Text(_FieldTest):
             text: str = value
             lowered = _LOWERED.get(text)
             if lowered is None:
-                lowered = text.lower()
-                if len(text) <= LONGEST_TEXT:
-                    remember(_LOWERED, text, lowered, _LOWERED_LIMIT)
+                lowered = remember_text(_LOWERED, text, text.lower(), _LOWERED_LIMIT)
             return self.spec.holds(lowered)
         if type(value) is int:
             return self.spec.holds(str(value))

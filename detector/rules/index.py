@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from detector.memo import LONGEST_TEXT, remember
+from detector.memo import remember, remember_text
 from detector.rules.compiled import CompiledRule
 from detector.rules.fields import MISSING, FieldReader, as_number, iter_elements, text_of
 from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
@@ -153,8 +153,7 @@ class _Probe:
                 met |= self.texts.get(text.lower(), 0)
             if self.numbers:
                 met |= self.of_text(text)
-            if len(text) <= LONGEST_TEXT:
-                remember(self._by_text, text, met, _MEMO_LIMIT)
+            remember_text(self._by_text, text, met, _MEMO_LIMIT)
         elif type(value) is int:  # the digits are its text
             if self.texts:
                 met |= self.texts.get(str(value), 0)
