@@ -207,6 +207,8 @@ def ip(value: Any) -> str | None:
     if address is None:
         return None
     if not _dotted_quad(address):
+        if ":" not in address:  # not IPv6, and `ipaddress` takes IPv4 only dotted: a name
+            return None
         try:
             ipaddress.ip_address(address)
         except ValueError:

@@ -1,4 +1,4 @@
-"""`source.ip` holds only addresses: the dotted-quad shortcut agrees with `ipaddress`."""
+"""`source.ip` holds only addresses: the shortcuts (dotted quad, no colon) agree with ipaddress."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from hypothesis import strategies as st
 from detector.normalize.base import ip
 
 ADDRESS_LIKE = st.text(alphabet="0123456789.:af \u0663\u00b2", max_size=18)
+#: what else a client address field holds: host names, with and without a zone or port
+HOST_LIKE = st.text(alphabet="0123456789.:%-afgxz[]", max_size=24)
 
 
-@given(st.one_of(ADDRESS_LIKE, st.ip_addresses().map(str)))
+@given(st.one_of(ADDRESS_LIKE, HOST_LIKE, st.ip_addresses().map(str)))
+@example("registry-7f9c5d-2xkq4")
+@example("fe80::1%eth0")
 @example("10.221.1.179")
 @example("255.255.255.255")
 @example("256.1.1.1")
