@@ -1,8 +1,10 @@
 """Blocks of whole lines: what a replay's workers split themselves gives, block by block,
-the records of the whole file, continuation lines joined, whatever the block size."""
+the records of the whole file, continuation lines joined, whatever the block size, and
+the same records as the plain definition of a line."""
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,6 +90,21 @@ def test_blocks_hold_the_lines_of_the_file_with_their_numbers(
         parts = list(read_parts([name]))
         from_blocks = [r for part in parts if isinstance(part, LineBlock) for r in part.records()]
         assert from_blocks == list(read_paths([name]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(**FILES)
+def test_the_records_are_the_lines_that_are_not_blank(
+    lines: list[bytes], end: bytes, block: int
+) -> None:
+    """Against the plain definition: each line read on its own, line end stripped."""
+    with _file_in_blocks(lines, end, block) as name:
+        expected = [
+            (line.rstrip(b"\r\n"), f"{name}:{number}")
+            for number, line in enumerate(io.BytesIO(Path(name).read_bytes()), start=1)
+            if line.strip(b" \t\r\n")
+        ]
+        assert [(r.data, r.origin) for r in read_paths([name])] == expected
 
 
 def test_a_json_array_file_is_sent_as_records(tmp_path: Path) -> None:
