@@ -3,9 +3,10 @@
 The records are the normalizable fixture records under tests/fixtures/sources used as
 templates, so every generated line stays a record of its vendor's format. Routine
 templates get fresh actors, repositories, namespaces and discriminating values; the
-security-relevant ones are replayed as they are, with only a new id and time. Event
-time increases from one record to the next, ids never repeat, and the output is
-written as it is produced (constant memory).
+security-relevant ones are replayed as they are, with only a new id and time. Client
+addresses repeat as they do in real logs (`Varier.address`). Event time increases from
+one record to the next, ids never repeat, and the output is written as it is produced
+(constant memory).
 
 `--benign` writes routine records only (no security-relevant template, registry writes
 by the CI identity, authenticated pulls), the traffic of an organization where nothing
@@ -83,6 +84,13 @@ BOTS = ["octo-deployer[bot]", "dependabot[bot]", "renovate[bot]"]
 #: Share of a person's Git and API activity outside the few repositories they work on.
 ELSEWHERE = 0.03
 GIT_ACTIONS = ["git.clone"] * 5 + ["git.fetch"] * 8 + ["git.push"] * 2
+#: Share of a person's requests from somewhere other than their usual addresses (travel,
+#: a phone), and chance that a workload's next request comes from a new address (its pod
+#: was rescheduled).
+AWAY = 0.05
+MOVED = 0.002
+#: Changes when the same seed gives other records: the name of a cached mix has it.
+MIX_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,8 @@ class Varier:
         self.now = microseconds(START)
         #: where the last record's time should land, if the records span a set time
         self.until = None if until is None else microseconds(until)
+        #: the usual client addresses of each person and workload
+        self.addresses: dict[str, list[str]] = {}
 
     def tick(self, remaining: int) -> None:
         """Advance to the next record's time; `remaining` records are still to come.
@@ -228,6 +238,22 @@ class Varier:
             f"10.{self.rng.randrange(256)}.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"
         )
 
+    def address(self, holder: str, *, person: bool) -> str:
+        """The client address of a request by `holder`. A workload (a pod, a node, a bot)
+        has one, which changes when it moves; a person has one to three (office, home,
+        VPN) and is sometimes elsewhere. Audit logs repeat addresses this way, and a rule
+        or memo that depends on it would be misjudged by an address per request."""
+        rng = self.rng
+        usual = self.addresses.get(holder)
+        if usual is None:
+            count = rng.choice((1, 1, 2, 3)) if person else 1
+            usual = self.addresses[holder] = [self.ip() for _ in range(count)]
+        if person and rng.random() < AWAY:
+            return self.ip()
+        if not person and rng.random() < MOVED:
+            usual[0] = self.ip()
+        return rng.choice(usual)
+
     def kubernetes(self, record: dict[str, Any], routine: bool) -> None:
         record["auditID"] = self.uuid()
         if "requestReceivedTimestamp" in record:
@@ -256,7 +282,7 @@ class Varier:
         record["verb"] = verb
         uid = str(uuid.uuid5(uuid.NAMESPACE_URL, user))
         record["user"] = {"username": user, "uid": uid, "groups": groups, "extra": {}}
-        record["sourceIPs"] = [self.ip()]
+        record["sourceIPs"] = [self.address(user, person=False)]
         record["userAgent"] = agent
         group = "coordination.k8s.io" if resource == "leases" else ""
         prefix = "/apis/coordination.k8s.io/v1" if group else "/api/v1"
@@ -290,7 +316,8 @@ class Varier:
         repo = self.repository(actor)
         org = repo.split("/", 1)[0]
         if "actor_ip" in record:
-            record["actor_ip"] = self.ip()
+            holder = actor or "anonymous"
+            record["actor_ip"] = self.address(holder, person=holder in PEOPLE)
         record["org"] = org
         record["org_id"] = 9000 + ORGS.index(org)
         for key in ("repo", "repository"):
@@ -319,7 +346,7 @@ class Varier:
             "author_name": author,
             "entity_path": path,
             "target_details": path.split("/", 1)[1],
-            "ip_address": self.ip(),
+            "ip_address": self.address(author, person=True),
         }
         for target in (record, record.get("details")):
             if isinstance(target, dict):
@@ -378,7 +405,7 @@ class Varier:
         if "requestID" in record:
             record["requestID"] = self.uuid()
         self.retime(record, ("eventTime",))
-        if routine:
+        if routine:  # CI jobs on hosted runners: an address from a large pool each time
             record["sourceIPAddress"] = self.ip()
 
 
@@ -443,7 +470,8 @@ def mix_arguments(description: str, events: int, *, workers: bool = False) -> ar
 def mix_file(args: argparse.Namespace) -> Path:
     """The generated mix of `mix_arguments`: reused when the file exists, else written."""
     data: Path = (
-        args.data or Path(tempfile.gettempdir()) / f"bench-mix-{args.events}-{args.seed}.jsonl"
+        args.data
+        or Path(tempfile.gettempdir()) / f"bench-mix-v{MIX_VERSION}-{args.events}-{args.seed}.jsonl"
     )
     if data.exists():
         print(f"reusing {data}", file=sys.stderr)
