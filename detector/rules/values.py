@@ -37,6 +37,7 @@ from sigma.types import (
     TimestampPart,
 )
 
+from detector.memo import remember_text
 from detector.rules.errors import RuleCompileError
 from detector.rules.fields import as_number
 from detector.timestamps import from_any
@@ -157,11 +158,11 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
     if booleans:
         checks.append(_bool_check(frozenset(booleans)))
     if len(regexes) == 1:
-        checks.append(_regex_check(regexes[0]))
+        checks.append(_remembered_text(regexes[0].search))
     elif regexes:
-        checks.append(_on_text(_any_text(tuple(rx.search for rx in regexes))))
+        checks.append(_remembered_text(_any_text(tuple(rx.search for rx in regexes))))
     if networks:
-        checks.append(_on_text(_cidr_check(tuple(networks))))
+        checks.append(_remembered_text(_cidr_check(tuple(networks))))
     checks.extend(_on_value(check) for check in value_checks)
     if lower_test is not None and len(checks) == 1:
         return ValueTest(checks[0], True, lower_spec)
@@ -279,14 +280,25 @@ def _on_text(test: TextTest) -> ScalarTest:
     return check
 
 
-def _regex_check(regex: re.Pattern[str]) -> ScalarTest:
-    """`_on_text` of one regular expression's search, without two closures between."""
-    search = regex.search
+def _remembered_text(test: Callable[[str], object]) -> ScalarTest:
+    """`_on_text` of a costly test (regular expressions, networks) with its answers
+    remembered per text, up to `_REMEMBERED_ANSWERS` texts of a field: addresses, user
+    agents and paths repeat, and a search costs about a microsecond."""
+    answers: dict[str, bool] = {}
 
     def check(value: Any, text: str | None, lower: str | None) -> bool:
-        return text is not None and search(text) is not None
+        if text is None:
+            return False
+        known = answers.get(text)
+        if known is None:
+            known = remember_text(answers, text, bool(test(text)), _REMEMBERED_ANSWERS)
+        return known
 
     return check
+
+
+#: texts each costly test remembers (at most `memo.LONGEST_TEXT` characters each)
+_REMEMBERED_ANSWERS: Final = 1024
 
 
 def _on_value(test: Callable[[Any], bool]) -> ScalarTest:

@@ -136,3 +136,28 @@ def test_any_json_record_gives_a_bool(every_kind: CompiledRule, record: dict[str
     assert every_kind.matches(record) in (True, False)
     explanation = every_kind.explain(record)
     assert explanation.matched is every_kind.matches(record)
+
+
+# Regular expressions and networks remember their answer per text; a stream repeats
+# values and outgrows what is remembered, and every answer must stay the oracle's.
+REPEATING = st.lists(st.sampled_from(["a1", "ab", "10.0.0.7", "192.168.1.1", "::1", "x"]))
+
+
+@given(REPEATING, st.integers(min_value=0, max_value=1100))
+def test_regex_answers_are_right_however_often_a_text_repeats(
+    detection_dict: Compile, values: list[str], fresh: int
+) -> None:
+    rule = detection_dict({"sel": {"f|re": "^[a-z][0-9]"}, "condition": "sel"})
+    stream = values + [f"b{n}" for n in range(fresh)] + values  # past the bound, then again
+    for value in stream:
+        assert rule.matches({"f": value}) is (re.search("^[a-z][0-9]", value) is not None)
+
+
+@given(REPEATING, st.integers(min_value=0, max_value=1100))
+def test_cidr_answers_are_right_however_often_an_address_repeats(
+    detection_dict: Compile, values: list[str], fresh: int
+) -> None:
+    rule = detection_dict({"sel": {"f|cidr": "10.0.0.0/8"}, "condition": "sel"})
+    stream = values + [f"10.1.{n // 250}.{n % 250}" for n in range(fresh)] + values
+    for value in stream:
+        assert rule.matches({"f": value}) is value.startswith("10.")
