@@ -102,14 +102,14 @@ def main() -> None:
     for rule_id, number in sorted(fired.items(), key=lambda item: (-item[1], titles[item[0]])):
         title, level = titles[rule_id]
         sources = sorted(feeds.get(rule_id) or counts.by_source)  # correlations: every source
-        seen = sum(counts.by_source[s] for s in sources)
+        seen = sum(counts.by_source.get(s, 0) for s in sources)
         share = f"{number / seen:.2%}" if seen else "-"
         rows.append(f"| {title} | {level} | {', '.join(sources)} | {number:,} | {share} |")
     total = sum(fired.values())
     unfed = [
         r
         for r in loaded.rules
-        if not any(counts.by_source[s] for s in feeds.get(rule_ref(r).id, ()))
+        if not any(counts.by_source.get(s, 0) for s in feeds.get(rule_ref(r).id, ()))
     ]
     unfed_sources = sorted({s for r in unfed for s in feeds.get(rule_ref(r).id, ())})
     rows.append(f"| **total** | | | **{total:,}** | {total / max(counts.read, 1):.2%} of all |")
@@ -126,7 +126,7 @@ def main() -> None:
             f"seed {args.seed}), {size / 1e6:.1f} MB, event time "
             f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC "
             f"({(end - start) / timedelta(hours=1):.1f} h); by source "
-            f"{dict(counts.by_source.most_common())}",
+            f"{dict(Counter(counts.by_source).most_common())}",
             f"- rules: the shipped pack only (rules/): {len(loaded.rules)} rules and "
             f"{len(correlations.rules)} correlations loaded, {len(loaded.errors)} rejected",
             f"- replay: {seconds:.1f} s, {counts.dead_lettered} dead letters, "
