@@ -118,10 +118,13 @@ class LineBlock:
 
 # A compiled class cannot derive from io.RawIOBase; this one stays a Python class.
 @mypyc_attr(native_class=False)
-class _CountingReader(io.RawIOBase):
-    """Reports the compressed bytes consumed, so progress follows the file on disk."""
+class _PromptReader(io.RawIOBase):
+    """A handle as the raw stream under the reader's buffer: each read gives what one
+    read of the handle gives (`read1`), so a pipe's records come through as they arrive
+    instead of once a buffer of 1 MiB has filled. Reports the bytes consumed to
+    `progress`: compressed bytes, so progress follows the file on disk."""
 
-    def __init__(self, inner: BinaryIO, progress: ProgressCallback) -> None:
+    def __init__(self, inner: BinaryIO, progress: ProgressCallback | None) -> None:
         self._inner = inner
         self._progress = progress
 
@@ -129,11 +132,17 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        if data:
-            self._progress(len(data))
-        return len(data)
+        inner: Any = self._inner
+        size: int
+        if hasattr(inner, "readinto1"):  # straight into the buffer, not through a copy
+            size = inner.readinto1(buffer)
+        else:
+            data = inner.read1(len(buffer)) if hasattr(inner, "read1") else inner.read(len(buffer))
+            size = len(data)
+            buffer[:size] = data
+        if size and self._progress is not None:
+            self._progress(size)
+        return size
 
 
 def read_stream(
@@ -159,8 +168,7 @@ def stream_parts(
 ) -> Iterator[LineBlock | RawRecord]:
     """`read_stream`, with lines left in blocks of whole lines (about 1 MiB each) when
     `blocks`."""
-    inner: Any = handle if progress is None else _CountingReader(handle, progress)
-    stream: Stream = io.BufferedReader(inner, _BUFFER)
+    stream: Stream = io.BufferedReader(_PromptReader(handle, progress), _BUFFER)
     try:
         if stream.peek(2)[:2] == _GZIP_MAGIC:
             stream = io.BufferedReader(gzip.GzipFile(fileobj=stream), _BUFFER)
@@ -270,7 +278,7 @@ def _json_values(
         assert start is not None
         return _raw_record(buffer[start:end].strip(_WHITESPACE), f"{name}@{offset + start}", source)
 
-    while chunk := stream.read(chunk_size):
+    while chunk := stream.read1(chunk_size):  # what has arrived: a pipe is not waited on
         position = len(buffer)
         buffer += chunk
         if skip_next:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import threading
 from pathlib import Path
 
 import orjson
@@ -120,3 +122,33 @@ def test_truncated_gzip_yields_what_was_read_then_reports_the_break(tmp_path: Pa
     got = list(read_paths([str(path)]))
     assert all(r.error is None and r.data == b'{"a":1}' for r in got[:-1])
     assert got[-1].error is not None and "unreadable input" in got[-1].error
+
+
+@pytest.mark.parametrize(
+    "written",
+    [b'{"a":1}\n{"b":2}\n', b'{\n  "a": 1\n}\n{\n  "b": 2\n}\n'],
+    ids=["json-lines", "pretty-printed"],
+)
+def test_a_pipe_s_records_come_through_as_they_arrive(written: bytes) -> None:
+    """`replay -` fed by a live stream: the records written so far are read while the
+    pipe stays open, not once 1 MiB has come or the writer has closed it."""
+    reading, writing = os.pipe()
+    got: list[bytes] = []
+    both = threading.Event()
+
+    def read() -> None:
+        with os.fdopen(reading, "rb") as stream:
+            for record in read_stream(stream, "<stdin>"):
+                got.append(record.data)
+                if len(got) == 2:
+                    both.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    with os.fdopen(writing, "wb") as stream:
+        stream.write(written)
+        stream.flush()
+        arrived = both.wait(timeout=10)
+    reader.join(timeout=10)
+    assert arrived, "the records waited for the pipe to fill or close"
+    assert [orjson.loads(data) for data in got] == [{"a": 1}, {"b": 2}]
