@@ -120,26 +120,21 @@ class LineBlock:
 @mypyc_attr(native_class=False)
 class _PromptReader(io.RawIOBase):
     """A handle as the raw stream under the reader's buffer: each read gives what one
-    read of the handle gives (`read1`), so a pipe's records come through as they arrive
+    read of the handle gives (`readinto1`), so a pipe's records come through as they arrive
     instead of once a buffer of 1 MiB has filled. Reports the bytes consumed to
     `progress`: compressed bytes, so progress follows the file on disk."""
 
     def __init__(self, inner: BinaryIO, progress: ProgressCallback | None) -> None:
-        self._inner = inner
+        # a buffered stream's `readinto1`; a raw one's `readinto` is already one read
+        read_into = getattr(inner, "readinto1", None) or getattr(inner, "readinto")  # noqa: B009
+        self._read_into: Callable[[memoryview], int] = read_into
         self._progress = progress
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        inner: Any = self._inner
-        size: int
-        if hasattr(inner, "readinto1"):  # straight into the buffer, not through a copy
-            size = inner.readinto1(buffer)
-        else:
-            data = inner.read1(len(buffer)) if hasattr(inner, "read1") else inner.read(len(buffer))
-            size = len(data)
-            buffer[:size] = data
+        size = self._read_into(buffer)
         if size and self._progress is not None:
             self._progress(size)
         return size
