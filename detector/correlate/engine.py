@@ -233,9 +233,8 @@ class CorrelationEngine:
     ) -> list[Detection | DeadLetter]:
         """Take one event and the rules it matched; return what became decided."""
         time = microseconds(event.timestamp)
-        if not matched:  # most events: only the clock moves
-            return self.advance(time)
-        hits = self._event_hits(event, matched)
+        # most events matched no rule: only the clock moves, without looking for hits
+        hits = self._event_hits(event, matched) if matched else ()
         if not hits:
             return self.advance(time)
         return self.take(time, hits, evidence_of(event, time), partial(_late, event))
