@@ -36,12 +36,18 @@ def hot_path() -> str:
     return "compiled by mypyc" if compiled else "Python (not compiled)"
 
 
+def interpreter() -> str:
+    """The interpreter's own file, behind the virtual environment's link: how it was
+    built (profile-guided and link-time optimized, or not) moves every result."""
+    return str(Path(sys.executable).resolve())
+
+
 def machine() -> str:
     """`- machine: ...` for a BENCHMARKS.md section."""
     return (
         f"- machine: {cpu_model()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()} ({platform.system()} {platform.release()}); "
-        f"hot path {hot_path()}"
+        f"Python {platform.python_version()} at {interpreter()} "
+        f"({platform.system()} {platform.release()}); hot path {hot_path()}"
     )
 
 
