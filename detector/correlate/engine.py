@@ -55,7 +55,7 @@ from detector.rules.compiled import CompiledRule
 from detector.timestamps import EPOCH
 
 from .checkpoint import CheckpointError, gc_paused
-from .keys import EventRecord, distinct_value, group_key, key_text, number
+from .keys import distinct_value, group_key, key_text, number
 from .model import NUMERIC, CorrelationRule, CorrelationSet, Slot, number_text
 from .packed import Ev, Evs, load_evs
 from .windows import Aggregator, Counters, Fire, Key, Value, aggregator_for, restored_key
@@ -359,11 +359,13 @@ class CorrelationEngine:
         ]
         if not references:
             return ()
-        raw = event.raw if isinstance(event.raw, dict) else {}
-        normalized = EventRecord(event)
+        values = event.__dict__  # one lookup through the pydantic model's attribute hook
+        raw = values["raw"]
+        if not isinstance(raw, dict):
+            raw = {}
 
         def record_of(slot: Slot) -> Mapping[str, Any]:
-            return normalized if slot.normalized else raw
+            return values if slot.normalized else raw
 
         return self._hits(references, record_of)
 

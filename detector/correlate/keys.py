@@ -1,4 +1,5 @@
-"""Group keys and aggregated values, read from the record a referenced rule matched.
+"""Group keys and aggregated values, read from the record a referenced rule matched (a
+normalized event's fields by `event_getter`).
 
 A group key is the text of each group-by field. Strings compare case-insensitively (as
 Sigma matches values, and as pySigma's SQL backends group), numbers by their text,
@@ -12,62 +13,48 @@ one string per user name or repository, however many groups and windows hold it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from sys import intern
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from detector.events import FIELD_ATTRIBUTES, Event, format_timestamp
-from detector.rules.fields import MISSING, Getter, as_number, text_of
+from detector.events import FIELD_ATTRIBUTES, format_timestamp, record_of_values
+from detector.rules.fields import MISSING, Getter, as_number, compile_getter, text_of
 
-from .windows import Key, Value
+if TYPE_CHECKING:  # windows reads the correlation model, which reads this module
+    from .windows import Key, Value
 
 _JSON: Final = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
-class EventRecord(Mapping[str, Any]):
-    """`event.to_dict()` as a read-only view (dotted keys, absent values left out),
-    without serializing the event: the record `product: cicd` rules see, read on every
-    event a correlation uses. It reads the model's dict: an attribute read of a pydantic
-    model goes through its `__getattr__` hook."""
+def event_getter(name: str) -> Getter:
+    """Reads field `name` of a normalized event from its attribute values (`event.__dict__`)
+    as `compile_getter(name)` reads the event's JSON shape (`Event.to_dict`): MISSING
+    where the event has no value. Correlations read fields of every event they use,
+    without making its record for that."""
+    attribute = FIELD_ATTRIBUTES.get(name)
+    if attribute == "timestamp":
 
-    __slots__ = ("_values",)
+        def get_time(values: Mapping[str, Any]) -> Any:
+            return format_timestamp(values["timestamp"])
 
-    def __init__(self, event: Event) -> None:
-        self._values: dict[str, Any] = event.__dict__
+        return get_time
+    if attribute is not None:
+        field_name: str = attribute
 
-    def __getitem__(self, key: str) -> Any:
-        value = self._value(key)
-        if value is None:
-            raise KeyError(key)
-        return value
+        def get_attribute(values: Mapping[str, Any]) -> Any:
+            value = values[field_name]
+            return MISSING if value is None else value
 
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._value(key)
-        return default if value is None else value
+        return get_attribute
+    # a path into a field's value (`raw.actor`), or no field at all: read in the record
+    getter = compile_getter(name)
 
-    def __iter__(self) -> Iterator[str]:
-        for key in FIELD_ATTRIBUTES:
-            if key in self:
-                yield key
+    def get_in_record(values: Mapping[str, Any]) -> Any:
+        return getter(record_of_values(values if isinstance(values, dict) else dict(values)))
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __contains__(self, key: object) -> bool:
-        name = FIELD_ATTRIBUTES.get(key) if isinstance(key, str) else None
-        return name is not None and self._values[name] is not None
-
-    def _value(self, key: str) -> Any:
-        """The field's value as `to_dict` writes it; None where it has none."""
-        name = FIELD_ATTRIBUTES.get(key)
-        if name is None:
-            return None
-        value = self._values[name]
-        if value is not None and name == "timestamp":
-            return format_timestamp(value)
-        return value
+    return get_in_record
 
 
 def key_text(value: Any) -> str | None:

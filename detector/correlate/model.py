@@ -39,6 +39,8 @@ from detector.rules.loader import EXTENSION_CORRELATION_TYPES, LoadResult, RuleE
 from detector.rules.loader import correlation_section as written_section
 from detector.rules.routing import NORMALIZED_PRODUCT
 
+from .keys import event_getter
+
 MICROSECONDS = 1_000_000
 
 #: Aggregates that only grow as events arrive: with lower bounds only they are decided
@@ -221,7 +223,9 @@ def _plan_carry(rules: Sequence[CorrelationRule]) -> None:
         rule.carry = tuple(sorted(wanted))
         if rule.carry:
             rule.slots = tuple(
-                replace(slot, carry=tuple(compile_getter(slot.names[n]) for n in rule.carry))
+                replace(
+                    slot, carry=tuple(_reader(slot.normalized)(slot.names[n]) for n in rule.carry)
+                )
                 for slot in rule.slots
             )
         for slot in rule.slots:
@@ -475,15 +479,22 @@ def _slot(
     aliases: Mapping[str, Mapping[str, str]],
 ) -> Slot:
     names = _Names(aliases, {n for n in (reference, target.name, _target_id(target)) if n})
+    normalized = isinstance(target, CompiledRule) and target.logsource.product == NORMALIZED_PRODUCT
+    read = _reader(normalized)
     return Slot(
         reference=reference,
         target=target,
-        group=tuple(compile_getter(names[name]) for name in group_by),
-        value=tuple(compile_getter(names[name]) for name in value_field),
-        normalized=isinstance(target, CompiledRule)
-        and target.logsource.product == NORMALIZED_PRODUCT,
+        group=tuple(read(names[name]) for name in group_by),
+        value=tuple(read(names[name]) for name in value_field),
+        normalized=normalized,
         names=names,
     )
+
+
+def _reader(normalized: bool) -> Callable[[str], Getter]:
+    """How a slot reads a field: from a normalized event's attribute values, or from the
+    raw record (or a detection's group)."""
+    return event_getter if normalized else compile_getter
 
 
 def _target_id(target: CompiledRule | CorrelationRule) -> str | None:

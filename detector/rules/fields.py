@@ -86,9 +86,7 @@ def _two_part_getter(name: str, outer: str, inner: str, splits: _Splits) -> Gett
     def get_two(record: Mapping[str, Any]) -> Any:
         if isinstance(record, dict):
             return _read_two(record, name, outer, inner, splits)
-        # a normalized event's record (`EventRecord`) has the dotted name as its key
-        value = record.get(name, MISSING)
-        return value if value is not MISSING else _walk(record, splits, 0, 2)
+        return _walk(record, splits, 0, 2)
 
     return get_two
 

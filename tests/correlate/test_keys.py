@@ -1,4 +1,4 @@
-"""Group keys, values and the normalized record correlations read."""
+"""Group keys, values and the normalized fields correlations read."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from detector.correlate.keys import EventRecord, key_text
-from detector.rules.fields import MISSING
+from detector.correlate.keys import event_getter, key_text
+from detector.events import FIELD_ATTRIBUTES
+from detector.rules.fields import MISSING, compile_getter
 
 from .conftest import make_event
 from .test_cross_source import _scenario
@@ -32,13 +33,14 @@ def test_key_text(value: Any, text: str | None):
     assert key_text(value) == text
 
 
-def test_the_event_record_is_the_event_as_json():
+def test_a_normalized_field_reads_as_in_the_events_json():
     events = [
         *_scenario(),
         make_event(0, "x", None, raw={"nested": {"list": [1, {"a": None}]}}, event_type=["start"]),
     ]
+    names = [*FIELD_ATTRIBUTES, "raw.nested.list", "raw.nested", "raw.missing", "nothing"]
+    names += ["user.name.first", "event.type.0"]
     for event in events:
-        record = EventRecord(event)
-        assert dict(record) == event.to_dict()
-        assert record.get("user.name", "none") == event.to_dict().get("user.name", "none")
-        assert "nothing" not in record
+        shape = event.to_dict()
+        for name in names:
+            assert event_getter(name)(event.__dict__) == compile_getter(name)(shape), name
