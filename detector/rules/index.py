@@ -18,7 +18,16 @@ from typing import Any, Final
 from detector.memo import remember, remember_text
 from detector.rules.compiled import CompiledRule
 from detector.rules.fields import MISSING, FieldReader, as_number, iter_elements, text_of
-from detector.rules.requirements import NUMBER, PRESENT, TEXT, Clause, Requirement, requirement
+from detector.rules.requirements import (
+    NUMBER,
+    PRESENT,
+    SPEC,
+    TEXT,
+    Clause,
+    Requirement,
+    requirement,
+)
+from detector.rules.values import TextSpec
 
 #: candidate lists (and a probe's string values) remembered before starting over
 _MEMO_LIMIT: Final = 4096
@@ -115,6 +124,8 @@ class _Probe:
         self.name = name
         self.texts: dict[str, int] = {}
         self.numbers: dict[int | float, int] = {}
+        #: the bits of each text pattern (`requirements.SPEC`), each tried on a text
+        self.specs: dict[TextSpec, int] = {}
         self.present = 0
         #: the model attribute that holds the field, when read from attribute values
         self.attribute: str | None = None
@@ -128,6 +139,8 @@ class _Probe:
             self.texts[key] = self.texts.get(key, 0) | bit
         elif kind == NUMBER:
             self.numbers[key] = self.numbers.get(key, 0) | bit
+        elif kind == SPEC:
+            self.specs[key] = self.specs.get(key, 0) | bit
         else:
             self.present |= bit
 
@@ -142,25 +155,31 @@ class _Probe:
     def bits(self, value: Any) -> int:
         """The bits of the clauses a present `value` meets."""
         met = self.present
-        if not (self.texts or self.numbers):
+        if not (self.texts or self.numbers or self.specs):
             return met
         if type(value) is str:
             text: str = value
             known = self._by_text.get(text)
             if known is not None:
                 return known
-            if self.texts:
-                met |= self.texts.get(text.lower(), 0)
+            met |= self.of_lowered(text.lower())
             if self.numbers:
                 met |= self.of_text(text)
             remember_text(self._by_text, text, met, _MEMO_LIMIT)
         elif type(value) is int:  # the digits are its text
-            if self.texts:
-                met |= self.texts.get(str(value), 0)
+            met |= self.of_lowered(str(value))
             if self.numbers:
                 met |= self.numbers.get(value, 0)
         elif value is not None:
             met |= self.of_other(value)
+        return met
+
+    def of_lowered(self, text: str) -> int:
+        """The bits a lower-cased text meets: as a plain string, and by each pattern."""
+        met = self.texts.get(text, 0) if self.texts else 0
+        for spec, bits in self.specs.items():
+            if spec.holds(text):
+                met |= bits
         return met
 
     def of_text(self, value: str) -> int:
@@ -173,10 +192,10 @@ class _Probe:
         read them)."""
         met = 0
         for element in iter_elements(value):
-            if self.texts:
+            if self.texts or self.specs:
                 text = text_of(element)
                 if text is not None:
-                    met |= self.texts.get(text.lower(), 0)
+                    met |= self.of_lowered(text.lower())
             if self.numbers:
                 number = as_number(element)
                 if number is not None:

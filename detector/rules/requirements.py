@@ -8,14 +8,16 @@ included) as clauses that must all hold, each a set of atoms one of which must h
   text (`fields.text_of`): a case-insensitive plain string;
 - `(field, NUMBER, number)`: the field's value, or one element, reads as this number
   (`fields.as_number`): a Sigma number;
-- `(field, PRESENT, None)`: the field is in the record, whatever its value: every other
-  test that cannot pass on an absent field (wildcards, `|contains`, `|re`, `|lt`,
-  `|exists: true`...).
+- `(field, SPEC, spec)`: the field's value, or one element of it, has a lower-cased text
+  that passes `spec` (`values.TextSpec`): case-insensitive wildcards, `|contains`,
+  `|startswith`, `|endswith`;
+- `(field, PRESENT, None)`: the field is in the record, whatever its value: a
+  comparison (`|lt`...) or `|exists: true`.
 
 Only what the plan proves is kept: a negation, an opaque test (keywords, field
-references, `null`) or an OR with a branch that proves nothing gives no clause, and a
-rule without clauses is checked against every record. A record meeting the condition
-may still not match; a record that matches always meets it.
+references, `null`, `|re`, `|cidr`) or an OR with a branch that proves nothing gives no
+clause, and a rule without clauses is checked against every record. A record meeting
+the condition may still not match; a record that matches always meets it.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from detector.rules.plan import AllOf, AnyOf, Compare, Exists, LowerText, NumberIn, Plan
+from detector.rules.values import TextSpec
 
 #: atom kinds
-TEXT, NUMBER, PRESENT = 0, 1, 2
+TEXT, NUMBER, PRESENT, SPEC = 0, 1, 2, 3
 
-Atom = tuple[str, int, str | int | float | None]
+Atom = tuple[str, int, str | int | float | TextSpec | None]
 #: one of its atoms must hold
 Clause = frozenset[Atom]
 #: every clause must hold; empty: nothing is required
@@ -42,7 +45,7 @@ def requirement(plan: Plan) -> Requirement:
             spec.any or spec.prefixes or spec.suffixes or spec.substrings or spec.pattern
         ):
             return (frozenset((plan.field, TEXT, text) for text in spec.equal),)
-        return (frozenset({(plan.field, PRESENT, None)}),)
+        return (frozenset({(plan.field, SPEC, spec)}),)
     if isinstance(plan, NumberIn):
         return (frozenset((plan.field, NUMBER, number) for number in plan.numbers),)
     if isinstance(plan, Compare):

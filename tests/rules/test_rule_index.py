@@ -14,8 +14,9 @@ from detector.config import SourcesSettings
 from detector.events import Event
 from detector.normalize.builtin import build_registry
 from detector.rules import CompiledRule, compile_rule
-from detector.rules.requirements import NUMBER, PRESENT, TEXT, requirement
+from detector.rules.requirements import NUMBER, PRESENT, SPEC, TEXT, requirement
 from detector.rules.routing import RuleRouter
+from detector.rules.values import TextSpec
 
 ROUTES = build_registry(SourcesSettings()).routes()
 WHEN = datetime(2025, 1, 1, tzinfo=UTC)
@@ -171,13 +172,23 @@ def test_requirements_read_off_the_plan() -> None:
     )
     assert set(requirement(both.detection.plan)) == {
         frozenset({("responseStatus.code", NUMBER, 401), ("responseStatus.code", NUMBER, 403)}),
-        frozenset({("user.username", PRESENT, None)}),
+        frozenset(
+            {("user.username", SPEC, TextSpec(False, frozenset(), ("system:",), (), (), None))}
+        ),
     }
-    # A negation or a null proves nothing: checked against every record.
+    # A comparison needs a value, whatever it is
+    assert requirement(compiled({"sel": {"code|lt": 400}, "condition": "sel"}).detection.plan) == (
+        frozenset({("code", PRESENT, None)}),
+    )
+    # A negation, a null or a test left to its closure (`|re`) proves nothing: checked
+    # against every record.
     assert (
         requirement(compiled({"sel": {"verb": "get"}, "condition": "not sel"}).detection.plan) == ()
     )
     assert requirement(compiled({"sel": {"verb": None}, "condition": "sel"}).detection.plan) == ()
+    assert (
+        requirement(compiled({"sel": {"verb|re": "^g"}, "condition": "sel"}).detection.plan) == ()
+    )
 
 
 def test_only_the_rules_whose_clauses_a_record_meets_are_checked() -> None:
@@ -191,6 +202,19 @@ def test_only_the_rules_whose_clauses_a_record_meets_are_checked() -> None:
     assert index.candidates({"responseStatus": {"code": 200}}) == [anything]
     assert index.candidates({"responseStatus": {"code": "403"}}) == [forbidden, anything]
     assert index.candidates({"impersonatedUser": {"username": None}}) == [impersonating, anything]
+
+
+def test_a_text_pattern_is_checked_only_against_the_values_it_passes() -> None:
+    bypass = compiled(
+        {"sel": {"action|contains": "push_protection.bypass"}, "condition": "sel"}, "github"
+    )
+    router = RuleRouter([bypass], ROUTES)
+    index = router.raw["github"]
+    assert index.candidates({"action": "git.clone"}) == []
+    assert index.candidates({"action": "Secret_Scanning_Push_Protection.Bypass"}) == [bypass]
+    assert index.candidates({"action": ["git.clone", "x.push_protection.bypass"]}) == [bypass]
+    assert index.candidates({"action": 7}) == []
+    assert index.candidates({}) == []
 
 
 NORMALIZED_FIELDS = ["event.action", "user.type", "event.category", "user.name"]
