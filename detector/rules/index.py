@@ -133,6 +133,8 @@ class _Probe:
         #: the bits of string values met before: records of one kind repeat their verbs,
         #: resources and names, and a string's bits cost a lower-cased copy to find
         self._by_text: dict[str, int] = {}
+        #: the same for integers (status codes), whose text would be made each time
+        self._by_integer: dict[int, int] = {}
 
     def add(self, kind: int, key: Any, bit: int) -> None:
         if kind == TEXT:
@@ -167,9 +169,15 @@ class _Probe:
                 met |= self.of_text(text)
             remember_text(self._by_text, text, met, _MEMO_LIMIT)
         elif type(value) is int:  # the digits are its text
-            met |= self.of_lowered(str(value))
+            number: int = value
+            known = self._by_integer.get(number)
+            if known is not None:
+                return known
+            if self.texts or self.specs:
+                met |= self.of_lowered(str(number))
             if self.numbers:
-                met |= self.numbers.get(value, 0)
+                met |= self.numbers.get(number, 0)
+            remember(self._by_integer, number, met, _MEMO_LIMIT)
         elif value is not None:
             met |= self.of_other(value)
         return met
@@ -177,9 +185,10 @@ class _Probe:
     def of_lowered(self, text: str) -> int:
         """The bits a lower-cased text meets: as a plain string, and by each pattern."""
         met = self.texts.get(text, 0) if self.texts else 0
-        for spec, bits in self.specs.items():
-            if spec.holds(text):
-                met |= bits
+        if self.specs:
+            for spec, bits in self.specs.items():
+                if spec.holds(text):
+                    met |= bits
         return met
 
     def of_text(self, value: str) -> int:
