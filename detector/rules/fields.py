@@ -55,21 +55,27 @@ def compile_getter(name: str) -> Getter:
         return _two_part_getter(name, parts[0], parts[1], splits)
 
     def get_dotted(record: Mapping[str, Any]) -> Any:
-        value = record.get(name, MISSING)
-        if value is not MISSING:
-            return value
-        current: Any = record
-        for part in parts:
-            if type(current) is not dict:
-                break
-            current = current.get(part, MISSING)
-            if current is MISSING:
-                break
-        else:
-            return current
-        return _walk(record, splits, 0, count)
+        return _read_deep(record, name, parts, splits)
 
     return get_dotted
+
+
+def _read_deep(record: Mapping[str, Any], name: str, parts: list[str], splits: _Splits) -> Any:
+    """A path of three parts or more: the dotted key, else nested objects, else any other
+    way of splitting the path into keys (`_walk`)."""
+    value = record.get(name, MISSING)
+    if value is not MISSING:
+        return value
+    current: Any = record
+    for part in parts:
+        if type(current) is not dict:
+            break
+        current = current.get(part, MISSING)
+        if current is MISSING:
+            break
+    else:
+        return current
+    return _walk(record, splits, 0, len(parts))
 
 
 def _split(parts: list[str]) -> _Splits:
@@ -109,25 +115,23 @@ def _read_two(record: dict[str, Any], name: str, outer: str, inner: str, splits:
 
 
 class FieldReader:
-    """Reads one field as `compile_getter` does, for compiled callers: a key or an
-    `outer.inner` path without a call through a closure, a longer path through the
-    getter the rules share (`record_getter`)."""
+    """Reads one field as `compile_getter` does, for compiled callers: without a call
+    through a closure."""
 
     def __init__(self, name: str) -> None:
-        parts = [parsed_key(part) for part in name.split(".")]
-        self.depth = len(parts)
-        self.name = parts[0] if self.depth == 1 else name
-        self.outer = parts[0]
-        self.inner = parts[-1]
-        self.splits = _split(parts)
-        self.getter: Getter | None = record_getter(name) if self.depth > 2 else None
+        self.parts = [parsed_key(part) for part in name.split(".")]
+        self.depth = len(self.parts)
+        self.name = self.parts[0] if self.depth == 1 else name
+        self.outer = self.parts[0]
+        self.inner = self.parts[-1]
+        self.splits = _split(self.parts)
 
     def read(self, record: dict[str, Any]) -> Any:
         if self.depth == 1:
             return record.get(self.name, MISSING)
-        if self.getter is None:
+        if self.depth == 2:
             return _read_two(record, self.name, self.outer, self.inner, self.splits)
-        return self.getter(record)
+        return _read_deep(record, self.name, self.parts, self.splits)
 
 
 @cache
