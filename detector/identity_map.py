@@ -46,6 +46,7 @@ class IdentityMap:
             for source, entries in grouped.items()
         }
         self._resolved: dict[str, dict[str, str]] = {}
+        self._empty = not identities
 
     def __len__(self) -> int:
         """How many canonical identities the map has."""
@@ -87,7 +88,9 @@ class IdentityMap:
         from the model's dict: each attribute read of a pydantic model goes through its
         `__getattr__` hook.)"""
         values = event.__dict__
-        identity = self.resolve(values["event_source"], values["user_name"])
+        name = values["user_name"]
+        # empty, the map makes every name its own identity: nothing to resolve
+        identity = (name or None) if self._empty else self.resolve(values["event_source"], name)
         if identity is not None:
             values["user_identity"] = identity
             event.__pydantic_fields_set__.add("user_identity")
