@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detector.correlate import EngineSettings
+from detector.correlate.engine import microseconds, to_datetime
 from detector.deadletter import DeadLetter
 from detector.detections import Detection
 from detector.events import Event
+from detector.timestamps import EPOCH
 
 from .conftest import Correlator, at
 
@@ -185,3 +189,17 @@ def test_unbounded_lateness_orders_the_whole_input(correlator: type[Correlator],
         "login.failed:alice:1",
         "login.failed:alice:2",
     ]
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=30))]
+        ),
+    )
+)
+def test_the_clock_reads_any_zoned_time_as_microseconds_since_the_epoch(moment: datetime) -> None:
+    assert microseconds(moment) == (moment - EPOCH) // timedelta(microseconds=1)
+    assert to_datetime(microseconds(moment)) == moment
