@@ -166,11 +166,12 @@ _UTC: Final = UTC
 
 def first_time(
     record: dict[str, Any],
-    fields: Sequence[str],
+    fields: tuple[str, ...],
     parse: Callable[[Any], datetime] | None = None,
 ) -> datetime:
     """The event time from the first of `fields` present in `record`, read by `parse`
     (ISO 8601 text without one: called directly, which compiled is a native call).
+    `fields` is a tuple: compiled, it is walked without an iterator object.
 
     A present but unreadable value is an error, not a reason to fall back to the next
     field: falling back would silently move the event in time.
