@@ -13,7 +13,7 @@ one string per user name or repository, however many groups and windows hold it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from sys import intern
 from typing import TYPE_CHECKING, Any, Final
 
@@ -70,8 +70,9 @@ def key_text(value: Any) -> str | None:
     return orjson.dumps(value, option=_JSON, default=str).decode().lower()
 
 
-def group_key(getters: Sequence[Getter], record: Mapping[str, Any]) -> Key | None:
-    """The group of `record`, or None if a group-by field has no value."""
+def group_key(getters: tuple[Getter, ...], record: Mapping[str, Any]) -> Key | None:
+    """The group of `record`, or None if a group-by field has no value. (`getters` is a
+    slot's tuple: compiled, read without the generic sequence protocol.)"""
     if len(getters) == 1:
         text = key_text(getters[0](record))
         return None if text is None else (intern(text),)
@@ -84,7 +85,7 @@ def group_key(getters: Sequence[Getter], record: Mapping[str, Any]) -> Key | Non
     return tuple(parts)
 
 
-def distinct_value(getters: Sequence[Getter], record: Mapping[str, Any]) -> str | None:
+def distinct_value(getters: tuple[Getter, ...], record: Mapping[str, Any]) -> str | None:
     """The value counted as distinct (several fields: their texts together), or None."""
     key = group_key(getters, record)
     if key is None:
@@ -92,7 +93,7 @@ def distinct_value(getters: Sequence[Getter], record: Mapping[str, Any]) -> str 
     return key[0] if len(key) == 1 else intern(orjson.dumps(list(key)).decode())
 
 
-def number(getters: Sequence[Getter], record: Mapping[str, Any]) -> Value:
+def number(getters: tuple[Getter, ...], record: Mapping[str, Any]) -> Value:
     """The finite number in the (single) value field, or None."""
     found = as_number(getters[0](record))
     return found if found is not None and math.isfinite(found) else None
