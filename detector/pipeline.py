@@ -330,11 +330,13 @@ class _HeldLetters:
     def write(self, letter: DeadLetter) -> None:
         self._held.append(letter)
 
-    def take(self) -> Sequence[DeadLetter]:
-        """The letters written since the last `take`."""
+    def take(self) -> tuple[DeadLetter, ...]:
+        """The letters written since the last `take` (a tuple: compiled, read without the
+        generic sequence protocol, for every event)."""
         if not self._held:
             return ()
-        taken, self._held = self._held, []
+        taken = tuple(self._held)
+        self._held.clear()
         return taken
 
 

@@ -210,10 +210,14 @@ class CorrelationEngine:
             self._aggregators.append(aggregator)
         #: rule or correlation (both hashed by identity) -> (correlation index, slot
         #: index) of each reference to it
-        self._subscribers: dict[CompiledRule | CorrelationRule, list[tuple[int, int]]] = {}
+        subscribers: dict[CompiledRule | CorrelationRule, list[tuple[int, int]]] = {}
         for index, rule in enumerate(self.rules):
             for position, slot in enumerate(rule.slots):
-                self._subscribers.setdefault(slot.target, []).append((index, position))
+                subscribers.setdefault(slot.target, []).append((index, position))
+        #: (tuples: compiled, read without the generic sequence protocol)
+        self._subscribers: dict[CompiledRule | CorrelationRule, tuple[tuple[int, int], ...]] = {
+            target: tuple(references) for target, references in subscribers.items()
+        }
         self._buffer: list[Entry] = []
         self._timers: list[Timer] = []
         self._sequence = 0

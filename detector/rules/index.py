@@ -12,7 +12,7 @@ records of one kind meet the same clauses.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 from detector.memo import remember, remember_text
@@ -87,7 +87,7 @@ class RuleIndex:
             for probe in self._probes:
                 probe.attribute = attributes[probe.name]
 
-    def candidates(self, record: dict[str, Any]) -> Sequence[CompiledRule]:
+    def candidates(self, record: dict[str, Any]) -> list[CompiledRule]:
         """The rules `record` must be checked against, in route order. With
         `reads_attributes`, `record` is the model's attribute values instead."""
         if not self._probes:
