@@ -46,7 +46,6 @@ class IdentityMap:
             for source, entries in grouped.items()
         }
         self._resolved: dict[str, dict[str, str]] = {}
-        self._empty = not identities
 
     def __len__(self) -> int:
         """How many canonical identities the map has."""
@@ -89,8 +88,9 @@ class IdentityMap:
         `__getattr__` hook.)"""
         values = event.__dict__
         name = values["user_name"]
-        # empty, the map makes every name its own identity: nothing to resolve
-        identity = (name or None) if self._empty else self.resolve(values["event_source"], name)
+        # without canonical names, the map makes every name its own identity: nothing to
+        # resolve
+        identity = self.resolve(values["event_source"], name) if self._canonical else (name or None)
         if identity is not None:
             values["user_identity"] = identity
             event.__pydantic_fields_set__.add("user_identity")
