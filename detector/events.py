@@ -126,13 +126,13 @@ class Event(BaseModel):
 #: JSON key -> attribute of each field, in the order `to_dict()` writes them
 FIELD_ATTRIBUTES = {info.alias or name: name for name, info in Event.model_fields.items()}
 #: (JSON key, attribute) of the fields `to_record` copies as they are: all but the time
-_RECORD_ATTRIBUTES = [(key, name) for key, name in FIELD_ATTRIBUTES.items() if key != "@timestamp"]
+RECORD_ATTRIBUTES = [(key, name) for key, name in FIELD_ATTRIBUTES.items() if key != "@timestamp"]
 
 
 def record_of_values(values: dict[str, Any], *, timestamp: bool = True) -> dict[str, Any]:
     """`Event.to_record` of an event's attribute values (`event.__dict__`)."""
     moment = format_timestamp(values["timestamp"]) if timestamp else None
-    return event_record(values, _RECORD_ATTRIBUTES, moment)
+    return event_record(values, RECORD_ATTRIBUTES, moment)
 
 
 def json_schema() -> dict[str, Any]:

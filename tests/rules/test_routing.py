@@ -185,3 +185,52 @@ def test_timestamp_and_keyword_rules_see_the_formatted_event_time() -> None:
         "event.source",
         "raw",
     }
+
+
+def test_normalized_rules_see_every_field_they_read() -> None:
+    """The record a normalized-event rule is matched on holds only the fields the rules of
+    its source read: they match exactly as on the whole record (`Event.to_record`),
+    whatever the event carries, through paths into `raw`, field references and absent
+    fields."""
+    cicd = {"product": "cicd"}
+    rules = [
+        rule(cicd, {"s": {"user.name": "alice", "source.ip|cidr": "10.0.0.0/8"}, "condition": "s"}),
+        rule(cicd, {"s": {"raw.actor.login": "alice"}, "condition": "s"}),
+        rule(cicd, {"s": {"user.name|fieldref": "user.identity"}, "condition": "s"}),
+        rule(
+            cicd,
+            {"s": {"event.type": "deletion"}, "f": {"user.type": None}, "condition": "s and not f"},
+        ),
+        rule(
+            cicd,
+            {"s": {"token.id|exists": False, "event.action|contains": "push"}, "condition": "s"},
+        ),
+    ]
+    keyword = rule({**cicd, "service": "gitlab"}, {"k": ["alice"], "condition": "k"})
+    rules.append(keyword)
+    router = RuleRouter(rules, ROUTES)
+    names = st.sampled_from(["alice", "bob", None])
+    values = {
+        "user_name": names,
+        "user_identity": names,
+        "user_type": st.sampled_from(["human", "bot", None]),
+        "source_ip": st.sampled_from(["10.1.2.3", "192.0.2.1", None]),
+        "event_type": st.sampled_from([["deletion"], ["access", "deletion"], None]),
+        "event_action": st.sampled_from(["git.push", "repo.create", None]),
+        "token_id": st.sampled_from(["t1", None]),
+        "repository": st.sampled_from(["alice/x", None]),
+    }
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        source=st.sampled_from(sorted(ROUTES)),
+        fields=st.fixed_dictionaries({}, optional=values),
+        login=names,
+    )
+    def check(source: str, fields: dict[str, Any], login: str | None) -> None:
+        candidate = event(source, {"actor": {"login": login}}, **fields)
+        whole = candidate.to_record()
+        served = [r for r in rules if r is not keyword or source == "gitlab"]
+        assert router.match(candidate) == [r for r in served if r.matches(whole)]
+
+    check()
