@@ -69,19 +69,19 @@ class CloudTrailNormalizer(Normalizer):
 
     def unwrap(self, document: dict[str, Any]) -> Sequence[Any] | None:
         """The records of an S3 delivery file, or the one in an EventBridge event."""
-        records = document.get("Records")
-        if len(document) == 1 and isinstance(records, list):
+        # every document is asked: the cheapest test that rules it out goes first
+        if len(document) == 1:
+            records = document.get("Records")
+            if not isinstance(records, list):
+                return None
             if not records or any(isinstance(r, dict) and _is_cloudtrail(r) for r in records):
                 return records
             return None
         detail_type = document.get("detail-type")
+        if not isinstance(detail_type, str) or not detail_type.endswith("via CloudTrail"):
+            return None
         detail = document.get("detail")
-        if (
-            isinstance(detail_type, str)
-            and detail_type.endswith("via CloudTrail")
-            and isinstance(detail, dict)
-            and _is_cloudtrail(detail)
-        ):
+        if isinstance(detail, dict) and _is_cloudtrail(detail):
             return [detail]
         return None
 

@@ -103,8 +103,10 @@ class RegistryNormalizer(Normalizer):
 
     def unwrap(self, document: dict[str, Any]) -> Sequence[Any] | None:
         """The events of a Distribution envelope `{"events": [...]}`."""
+        if len(document) != 1:  # every document is asked: the cheap test first
+            return None
         events = document.get("events")
-        if len(document) != 1 or not isinstance(events, list):
+        if not isinstance(events, list):
             return None
         if not any(isinstance(event, dict) and _is_distribution(event) for event in events):
             return None
