@@ -58,6 +58,25 @@ def test_client_addresses_repeat_per_workload_and_person(mix: Path) -> None:
         assert len(seen) < requests / 2, f"{source}: {len(seen)} addresses in {requests}"
 
 
+def test_kubernetes_requests_carry_the_authorizer_annotations(mix: Path) -> None:
+    """As the API server writes them at Metadata level: the decision on every request,
+    and an RBAC reason naming the service account that was allowed."""
+    allowed = 0
+    for line in mix.read_bytes().splitlines():
+        record = orjson.loads(line)
+        if record.get("kind") != "Event" or "auditID" not in record:
+            continue
+        annotations = record["annotations"]
+        assert annotations["authorization.k8s.io/decision"] in ("allow", "forbid")
+        username = record["user"]["username"]
+        reason = annotations.get("authorization.k8s.io/reason", "")
+        if username.startswith("system:serviceaccount:") and reason.startswith("RBAC: allowed"):
+            namespace, account = username.split(":")[2:]
+            assert reason.endswith(f'to ServiceAccount "{account}/{namespace}"')
+            allowed += 1
+    assert allowed > 100
+
+
 #: a small run that leaves BENCHMARKS.md alone
 SMALL = ("--events", "3000", "--no-record")
 
