@@ -6,10 +6,11 @@ interpreter: a field test reads its field (a key or an `outer.inner` path inline
 lower-cases a string and tests it with its `TextSpec` (`in` a frozenset,
 `str.startswith`/`str.endswith` with a tuple, `in` for substrings, a precompiled
 `fullmatch`); an integer among numbers is `in` a frozenset, `|gt` and the like are one
-comparison, `exists` is `is` MISSING. Everything else (lists, numeric text, regular
-expressions, CIDR, field references, keyword searches...) calls the node's closure, so
-the semantics stay those of `detection`. Nothing is generated as source: rule-provided
-strings are only ever data.
+comparison, `exists` is `is` MISSING, a list of strings passes a text test by any
+element. Everything else (other lists, numeric text, regular expressions, CIDR, field
+references, keyword searches...) calls the node's closure, so the semantics stay those
+of `detection`. Nothing is generated as source: rule-provided strings are only ever
+data.
 """
 
 # Explicit loops instead of any()/all(): no generator in compiled code.
@@ -169,14 +170,32 @@ class _Text(_FieldTest):
     def holds(self, record: dict[str, Any]) -> bool:
         value = self.field.read(record)
         if type(value) is str:
-            text: str = value
-            lowered = _LOWERED.get(text)
-            if lowered is None:
-                lowered = remember_text(_LOWERED, text, text.lower(), _LOWERED_LIMIT)
-            return self.spec.holds(lowered)
+            return self.spec.holds(_lowered(value))
         if type(value) is int:
             return self.spec.holds(str(value))
+        if type(value) is list:
+            return self._any_text(value, record)
         return self.otherwise(value, record)
+
+    def _any_text(self, values: list[Any], record: dict[str, Any]) -> bool:
+        """A list passes by any element. A list of strings, the common one (a Kubernetes
+        user's groups, read on every record by a rule on anonymous requests), is tested
+        here; any other goes to the closure."""
+        for item in values:
+            if type(item) is not str:
+                return self.otherwise(values, record)
+        for item in values:
+            if self.spec.holds(_lowered(item)):
+                return True
+        return False
+
+
+def _lowered(text: str) -> str:
+    """`text.lower()`, remembered."""
+    lowered = _LOWERED.get(text)
+    if lowered is None:
+        lowered = remember_text(_LOWERED, text, text.lower(), _LOWERED_LIMIT)
+    return lowered
 
 
 class _Numbers(_FieldTest):

@@ -45,15 +45,19 @@ MODIFIERS: dict[str, st.SearchStrategy[Any]] = {
     "fieldref": st.sampled_from(FIELDS),
     "startswith|fieldref": st.sampled_from(FIELDS),
 }
-SCALAR = st.one_of(
+TEXT = st.one_of(
     st.text(st.sampled_from("aAbBx.-/"), max_size=5),
     st.sampled_from(["10.1.2.3", "192.168.1.7", "::1", "YWJ", "-a", "1", "2.0"]),
+)
+SCALAR = st.one_of(
+    TEXT,
     st.integers(-3, 3),
     st.floats(-3, 3, allow_nan=False),
     st.booleans(),
     st.none(),
 )
-VALUE = st.one_of(SCALAR, st.lists(SCALAR, max_size=3))
+#: lists of strings on their own: the evaluator tests them without the closure
+VALUE = st.one_of(SCALAR, st.lists(SCALAR, max_size=3), st.lists(TEXT, max_size=3))
 CONDITIONS = [
     "s0",
     "s0 and s1",
@@ -167,6 +171,8 @@ def test_strings_are_tested_natively_and_the_rest_by_closures(detection_dict: Co
     assert rule.matches({"a": "yes"}) is False
     assert rule.matches({"a": 3}) is True
     assert rule.matches({"a": ["no", "Xy"], "b.c": 1}) is True
+    assert rule.matches({"a": ["no", "nay"], "b.c": 1}) is False
+    assert rule.matches({"a": ["no", ["Xy"]], "b.c": 1}) is True  # nested: the closure
 
 
 def test_rule_strings_are_data_not_code() -> None:
