@@ -63,14 +63,19 @@ def compile_getter(name: str) -> Getter:
 def _read_deep(record: Mapping[str, Any], name: str, parts: list[str], splits: _Splits) -> Any:
     """A path of three parts or more: the dotted key, else nested objects, else any other
     way of splitting the path into keys (`_walk`)."""
-    value = record.get(name, MISSING)
+    if type(record) is not dict:  # the walk tries the whole name first
+        return _walk(record, splits, 0, len(parts))
+    # (dict-typed names: compiled, their reads are dict look-ups, not method calls)
+    whole: dict[str, Any] = record
+    value = whole.get(name, MISSING)
     if value is not MISSING:
         return value
-    current: Any = record
+    current: Any = whole
     for part in parts:
         if type(current) is not dict:
             break
-        current = current.get(part, MISSING)
+        level: dict[str, Any] = current
+        current = level.get(part, MISSING)
         if current is MISSING:
             break
     else:
