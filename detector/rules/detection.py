@@ -64,6 +64,7 @@ from detector.rules.plan import (
     Plan,
     Predicate,
     Record,
+    TextCheck,
     plan_all,
     plan_any,
     plan_not,
@@ -125,6 +126,8 @@ class DetectionCompiler:
                     return NumberIn(name, group.numbers_only, predicate)
                 if group.comparison is not None:
                     return Compare(name, *group.comparison, predicate)
+                if group.text_only and group.test is not None:
+                    return TextCheck(name, group.test, predicate)
         return Opaque(predicate)
 
     def _keyword(self, item: SigmaDetectionItem, values: list[SigmaType]) -> Predicate:
@@ -160,6 +163,7 @@ class DetectionCompiler:
             lower_spec=compiled.lower_spec if compiled else None,
             numbers_only=compiled.numbers_only if compiled else None,
             comparison=compiled.comparison if compiled else None,
+            text_only=compiled.text_only if compiled else False,
         )
 
 
@@ -205,6 +209,7 @@ class _Group:
     lower_spec: TextSpec | None
     numbers_only: frozenset[int | float] | None
     comparison: tuple[str, int | float] | None
+    text_only: bool
 
     def matches(self, value: Any, prepared: list[Prepared], record: Record) -> bool:
         if self.null and is_null(value):

@@ -6,11 +6,12 @@ interpreter: a field test reads its field (a key or an `outer.inner` path inline
 lower-cases a string and tests it with its `TextSpec` (`in` a frozenset,
 `str.startswith`/`str.endswith` with a tuple, `in` for substrings, a precompiled
 `fullmatch`); an integer among numbers is `in` a frozenset, `|gt` and the like are one
-comparison, `exists` is `is` MISSING, a list of strings passes a text test by any
-element. Everything else (other lists, numeric text, regular expressions, CIDR, field
-references, keyword searches...) calls the node's closure, so the semantics stay those
-of `detection`. Nothing is generated as source: rule-provided strings are only ever
-data.
+comparison, `exists` is `is` MISSING; a string's regular expressions or networks
+(`|re`, `|cidr`) are the value test itself, its answers remembered per text; a list of
+strings passes a string test by any element. Everything else (other lists, numeric
+text, field references, keyword searches...) calls the node's closure, so the
+semantics stay those of `detection`. Nothing is generated as source: rule-provided
+strings are only ever data.
 """
 
 # Explicit loops instead of any()/all(): no generator in compiled code.
@@ -32,8 +33,9 @@ from detector.rules.plan import (
     NumberIn,
     Plan,
     Predicate,
+    TextCheck,
 )
-from detector.rules.values import TextSpec
+from detector.rules.values import ScalarTest, TextSpec
 
 #: `Compare.operator` symbol -> the code `_Compare` branches on
 _OPERATORS: Final = {"<": 0, "<=": 1, ">": 2, ">=": 3, "!=": 4}
@@ -63,6 +65,8 @@ def evaluator(plan: Plan) -> Test:
         return _Exists(FieldReader(plan.field), plan.expected)
     if isinstance(plan, LowerText):
         return _Text(FieldReader(plan.field), plan.spec, plan.predicate)
+    if isinstance(plan, TextCheck):
+        return _TextCheck(FieldReader(plan.field), plan.test, plan.predicate)
     if isinstance(plan, NumberIn):
         return _Numbers(FieldReader(plan.field), plan.numbers, plan.predicate)
     if isinstance(plan, Compare):
@@ -160,34 +164,62 @@ class _FieldTest(Test):
         return bool(self.fallback(record))
 
 
-class _Text(_FieldTest):
+class _StringTest(_FieldTest):
+    """A test of a string value (`passes`), which a list of strings passes by any
+    element; other values go to the closure."""
+
+    def passes(self, text: str) -> bool:
+        raise NotImplementedError
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        value = self.field.read(record)
+        if type(value) is str:
+            return self.passes(value)
+        if type(value) is list:
+            return self._any_string(value, record)
+        return self.other_value(value, record)
+
+    def other_value(self, value: object, record: dict[str, Any]) -> bool:
+        return self.otherwise(value, record)
+
+    def _any_string(self, values: list[Any], record: dict[str, Any]) -> bool:
+        """A list of strings, the common list (a Kubernetes user's groups, its client
+        addresses), is tested here; any other goes to the closure."""
+        for item in values:
+            if type(item) is not str:
+                return self.otherwise(values, record)
+        for item in values:
+            if self.passes(item):
+                return True
+        return False
+
+
+class _Text(_StringTest):
     """A string's lower-cased text (an integer's digits) passes `spec`."""
 
     def __init__(self, field: FieldReader, spec: TextSpec, fallback: Predicate) -> None:
         super().__init__(field, fallback)
         self.spec = spec
 
-    def holds(self, record: dict[str, Any]) -> bool:
-        value = self.field.read(record)
-        if type(value) is str:
-            return self.spec.holds(_lowered(value))
+    def passes(self, text: str) -> bool:
+        return self.spec.holds(_lowered(text))
+
+    def other_value(self, value: object, record: dict[str, Any]) -> bool:
         if type(value) is int:
             return self.spec.holds(str(value))
-        if type(value) is list:
-            return self._any_text(value, record)
         return self.otherwise(value, record)
 
-    def _any_text(self, values: list[Any], record: dict[str, Any]) -> bool:
-        """A list passes by any element. A list of strings, the common one (a Kubernetes
-        user's groups, read on every record by a rule on anonymous requests), is tested
-        here; any other goes to the closure."""
-        for item in values:
-            if type(item) is not str:
-                return self.otherwise(values, record)
-        for item in values:
-            if self.spec.holds(_lowered(item)):
-                return True
-        return False
+
+class _TextCheck(_StringTest):
+    """A string's text passes the value test (`|re`, `|cidr`, answers remembered per
+    text): the closure's test, without its field read and calls around it."""
+
+    def __init__(self, field: FieldReader, check: ScalarTest, fallback: Predicate) -> None:
+        super().__init__(field, fallback)
+        self.check = check
+
+    def passes(self, text: str) -> bool:
+        return bool(self.check(text, text, None))
 
 
 def _lowered(text: str) -> str:

@@ -38,6 +38,17 @@ class LowerText:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class TextCheck:
+    """`field` holds a string whose text passes `test` (`|re`, `|cidr`; other values:
+    closure)."""
+
+    field: str
+    #: the value test (`values.ScalarTest`), called as `test(text, text, None)`
+    test: Callable[[Any, str | None, str | None], bool]
+    predicate: Predicate
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class NumberIn:
     """`field` holds an integer in `numbers` (other values: closure)."""
 
@@ -84,7 +95,7 @@ class Not:
     predicate: Predicate
 
 
-Plan = Opaque | LowerText | NumberIn | Compare | Exists | AllOf | AnyOf | Not
+Plan = Opaque | LowerText | TextCheck | NumberIn | Compare | Exists | AllOf | AnyOf | Not
 
 
 def plan_all(children: Sequence[Plan]) -> Plan:

@@ -59,7 +59,7 @@ def requirement(plan: Plan) -> Requirement:
         return tuple(clauses)
     if isinstance(plan, AnyOf):
         return _either([requirement(child) for child in plan.children])
-    return ()  # Not, Opaque: nothing proven
+    return ()  # Not, Opaque, TextCheck: nothing proven
 
 
 def _either(branches: Sequence[Requirement]) -> Requirement:

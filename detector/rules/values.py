@@ -78,6 +78,9 @@ class ValueTest:
     numbers_only: frozenset[int | float] | None = None
     #: set for a single numeric comparison (`|gt: 400`): operator symbol and bound
     comparison: tuple[str, int | float] | None = None
+    #: set when every value is a regular expression or a network (`|re`, `|cidr`): the
+    #: test reads only a value's text, so a string is tested as `test(s, s, None)`
+    text_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,8 @@ def compile_values(values: Sequence[SigmaType]) -> ValueTest:
         return ValueTest(checks[0], False, numbers_only=frozenset(numbers))
     if len(comparisons) == 1 and len(checks) == 1:
         return ValueTest(checks[0], False, comparison=comparisons[0])
+    if (regexes or networks) and len(checks) == 1:
+        return ValueTest(checks[0], False, text_only=True)
     return ValueTest(_any_scalar(checks), lower_test is not None)
 
 

@@ -173,6 +173,13 @@ def test_strings_are_tested_natively_and_the_rest_by_closures(detection_dict: Co
     assert rule.matches({"a": ["no", "Xy"], "b.c": 1}) is True
     assert rule.matches({"a": ["no", "nay"], "b.c": 1}) is False
     assert rule.matches({"a": ["no", ["Xy"]], "b.c": 1}) is True  # nested: the closure
+    public = detection_dict(
+        {"sel": {"ip|cidr": "10.0.0.0/8", "ua|re": "^kube"}, "condition": "sel"}
+    )
+    assert public.matches({"ip": ["192.0.2.1", "10.1.2.3"], "ua": "kubelet/1.30"}) is True
+    assert public.matches({"ip": ["192.0.2.1"], "ua": "kubelet/1.30"}) is False
+    assert public.matches({"ip": "10.1.2.3", "ua": ["curl", "kubectl"]}) is True
+    assert public.matches({"ip": "10.1.2.3", "ua": 7}) is False
 
 
 def test_rule_strings_are_data_not_code() -> None:
