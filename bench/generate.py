@@ -301,8 +301,8 @@ class Varier:
         ref |= {"apiGroup": group, "apiVersion": "v1"} if group else {"apiVersion": "v1"}
         record["objectRef"] = ref
         record["requestURI"] = uri
-        # the authorizer's annotations, on every request it allowed (the template's name
-        # its own account)
+        # the authorizer's annotations, as on every request it allowed (the template's
+        # reason names the template's own account)
         record["annotations"] = {
             "authorization.k8s.io/decision": "allow",
             "authorization.k8s.io/reason": reason,
