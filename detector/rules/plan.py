@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detector.rules.values import TextSpec
+from detector.rules.values import ScalarTest, TextSpec
 
 Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
@@ -43,8 +43,8 @@ class TextCheck:
     closure)."""
 
     field: str
-    #: the value test (`values.ScalarTest`), called as `test(text, text, None)`
-    test: Callable[[Any, str | None, str | None], bool]
+    #: the value test, called as `test(text, text, None)`
+    test: ScalarTest
     predicate: Predicate
 
 
