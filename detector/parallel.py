@@ -141,7 +141,7 @@ def record_outcomes(records: Iterable[RawRecord]) -> Results:
     pending = iter(records)
     # a batch normalized before any is matched, as `pipeline.replay_detections` does
     while chunk := list(islice(pending, BATCH_EVENTS)):
-        for result in [result for raw in chunk for result in state.stage.process(raw)]:
+        for result in list(state.stage.process_batch(chunk)):
             if type(result) is DeadLetter:
                 results.append(result)
                 continue

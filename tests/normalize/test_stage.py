@@ -152,6 +152,33 @@ def test_arbitrary_bytes_are_normalized_or_dead_lettered(data: bytes) -> None:
     assert results and all(isinstance(r, Event | DeadLetter) for r in results)
 
 
+# Records of every kind a batch can mix: events, envelopes, text lines, bad JSON, reader
+# errors, records of no source.
+batch_records = st.one_of(
+    st.sampled_from(
+        [
+            RawRecord(orjson.dumps(K8S_EVENT), "k:1"),
+            RawRecord(orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+                                    "items": [K8S_EVENT, {"verb": 1}]}), "k:2"),
+            RawRecord(b"{not json", "b:1"),
+            RawRecord(b"", "e:1", None, "file could not be read"),
+            RawRecord(b"Mar 4, 2025 6:26:00,000 AM A groovy script was executed by user "
+                      b"'mallory'. Origin: Script Console Controller.", "j:1"),
+        ]
+    ),
+    st.builds(lambda record: RawRecord(orjson.dumps(record), "x:1"),
+              st.one_of(json_values, lookalikes)),
+    st.builds(lambda data: RawRecord(data, "y:1"), st.binary(max_size=60)),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(raws=st.lists(batch_records, max_size=12))
+def test_a_batch_gives_what_each_of_its_records_gives_in_order(raws: list[RawRecord]) -> None:
+    alone = [result for raw in raws for result in STAGE.process(raw)]
+    assert list(STAGE.process_batch(raws)) == alone
+
+
 def test_continuation_lines_join_the_text_record_before_them() -> None:
     lines = [
         b"Mar 4, 2025 6:26:00,000 AM A groovy script was executed by user 'mallory'. "
