@@ -356,8 +356,12 @@ async def create_topic(bootstrap: str, topic: str) -> None:
 
 
 async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
-    """Commit `offset` for `group`, which has no members yet."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    """Commit `offset` for `group`, which has no members yet. Without auto-commit: on
+    stopping, an auto-committing consumer commits its own position over `offset`, the
+    partition's end when it had looked its position up before the commit."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([tp])
