@@ -368,6 +368,13 @@ async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) ->
         await consumer.commit({tp: offset})
     finally:
         await consumer.stop()
+    # a setup that did not hold fails here, not as alerts missing at the test's deadline
+    check = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await check.start()
+    try:
+        assert await check.committed(tp) == offset, f"{group} did not keep offset {offset}"
+    finally:
+        await check.stop()
 
 
 def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Cluster) -> None:
