@@ -166,12 +166,8 @@ class Cluster:
                         places.setdefault(record.partition, []).append(record.offset)
         finally:
             await reader.stop()
-        group = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.name)
-        await group.start()
-        try:
-            committed = {tp.partition: await group.committed(tp) for tp in partitions}
-        finally:
-            await group.stop()
+        kept = await committed_offsets(self.bootstrap, self.name, partitions)
+        committed = {tp.partition: offset for tp, offset in kept.items()}
         found = "; ".join(f"{p}: {offsets}" for p, offsets in sorted(places.items()))
         return f"missing at (partition: offsets) {found}; committed offsets {committed}"
 
@@ -369,12 +365,21 @@ async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) ->
     finally:
         await consumer.stop()
     # a setup that did not hold fails here, not as alerts missing at the test's deadline
-    check = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await check.start()
+    kept = await committed_offsets(bootstrap, group, [tp])
+    assert kept[tp] == offset, f"{group} did not keep offset {offset}"
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    """`group`'s committed offset of each of `partitions`, read without joining it or
+    committing anything."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
     try:
-        assert await check.committed(tp) == offset, f"{group} did not keep offset {offset}"
+        return {tp: await reader.committed(tp) for tp in partitions}
     finally:
-        await check.stop()
+        await reader.stop()
 
 
 def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(cluster: Cluster) -> None:
