@@ -22,6 +22,10 @@ from detector.sources.records import RawRecord
 
 #: How many keys of an unrecognised record its dead-letter reason names.
 _KEYS_IN_REASON: Final = 8
+#: orjson's parser and its error as Final names: compiled, C statics, where `orjson.loads`
+#: is a look-up of the module's attribute for every record
+_LOADS: Final = orjson.loads
+_JSON_ERROR: Final = orjson.JSONDecodeError
 
 
 # A compiled class cannot derive from KeyError; this one stays a Python class.
@@ -98,7 +102,7 @@ class NormalizeStage:
             yield DeadLetter(raw.error, raw.origin, raw.data, raw.source)
             return
         forced = self.registry.get(raw.source) if raw.source else self.forced
-        if isinstance(document, orjson.JSONDecodeError):
+        if isinstance(document, _JSON_ERROR):
             yield self._from_text(raw, forced, f"not JSON: {document}")
             return
         if isinstance(document, dict):
@@ -219,8 +223,8 @@ def _parsed(raw: RawRecord) -> Any:
     if raw.error is not None:
         return None
     try:
-        return orjson.loads(raw.data)
-    except orjson.JSONDecodeError as exc:
+        return _LOADS(raw.data)
+    except _JSON_ERROR as exc:
         return exc
 
 
