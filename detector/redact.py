@@ -57,7 +57,7 @@ _SECRET_DATA = ("data", "stringData")
 
 #: A substring every match of `_TOKEN_PATTERNS` contains: text with none of them is
 #: returned as is, which costs a fraction of the regular expression's scan.
-_TOKEN_MARKERS = ("gh", "gl", "xox", "eyJ", "-----BEGIN")
+_TOKEN_MARKERS = ("gh", "github_pat_", "gl", "xox", "eyJ", "-----BEGIN")
 
 
 def redact_text(value: str) -> str:

@@ -13,6 +13,7 @@ from detector.redact import REDACTED, redact, redact_text
 from tests.strategies import JSON_VALUES as json_values
 
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+GITHUB_FINE_GRAINED_TOKEN = "github_pat_" + "11ABCDEFG0" * 3
 GITLAB_TOKEN = "glpat-" + "x" * 20
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm8vciJ9.c2lnbmF0dXJlLXZhbHVl"
 
@@ -58,7 +59,15 @@ def test_events_are_written_redacted_but_matched_as_they_are() -> None:
     assert raw == {"message": f"leaked {GITHUB_TOKEN}"}  # the input is not changed
 
 
-@given(value=json_values, secret=st.sampled_from([GITHUB_TOKEN, GITLAB_TOKEN, JWT]))
+TOKENS = [GITHUB_TOKEN, GITHUB_FINE_GRAINED_TOKEN, GITLAB_TOKEN, JWT]
+
+
+def test_a_token_alone_in_text_is_masked() -> None:
+    for token in TOKENS:
+        assert redact_text(f"token {token}") == f"token {REDACTED}"
+
+
+@given(value=json_values, secret=st.sampled_from(TOKENS))
 def test_a_token_anywhere_never_survives(value: object, secret: str) -> None:
     wrapped = {"outer": [value, {"note": f"x{secret}y"}]}
     assert secret not in orjson.dumps(redact(wrapped)).decode()
