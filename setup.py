@@ -17,6 +17,7 @@ from setuptools import Extension, setup
 #: Modules with pydantic models (events, detections, identity) cannot be compiled.
 HOT_PATH = [
     "detector/construct.py",
+    "detector/redact.py",
     "detector/event_record.py",
     "detector/identity_map.py",
     "detector/memo.py",

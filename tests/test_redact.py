@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detector.events import Event
-from detector.redact import REDACTED, redact, redact_text
+from detector.redact import _TOKEN_PATTERNS, REDACTED, redact, redact_text
 from tests.strategies import JSON_VALUES as json_values
 
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
@@ -71,3 +71,31 @@ def test_a_token_alone_in_text_is_masked() -> None:
 def test_a_token_anywhere_never_survives(value: object, secret: str) -> None:
     wrapped = {"outer": [value, {"note": f"x{secret}y"}]}
     assert secret not in orjson.dumps(redact(wrapped)).decode()
+
+
+#: pieces of every token family, and of the names that only look like them
+TOKEN_PIECES = [
+    *TOKENS,
+    "xoxb-" + "1" * 10,
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "gh",
+    "ghp_",
+    "github",
+    "github_pat_",
+    "gl",
+    "glpat-",
+    "gitlab",
+    "eyJ",
+    "_",
+    "-",
+    ".",
+    " ",
+    "A1b2C3d4E5" * 4,
+]
+
+
+@given(st.lists(st.sampled_from(TOKEN_PIECES) | st.text(max_size=4), max_size=14))
+def test_text_left_as_is_is_text_the_token_patterns_would_not_change(pieces: list[str]) -> None:
+    """The quick test for token markers never passes over a token the expression finds."""
+    text = "".join(pieces)
+    assert redact_text(text) == _TOKEN_PATTERNS.sub(REDACTED, text)
