@@ -18,6 +18,7 @@ from setuptools import Extension, setup
 HOT_PATH = [
     "detector/construct.py",
     "detector/redact.py",
+    "detector/detection_json.py",
     "detector/event_record.py",
     "detector/identity_map.py",
     "detector/memo.py",

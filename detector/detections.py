@@ -11,13 +11,12 @@ import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from detector.construct import unvalidated
-from detector.events import Event, format_timestamp
-from detector.memo import remember
-from detector.redact import redact, redact_text
+from detector.detection_json import detection_json
+from detector.events import Event
+from detector.timestamps import format_timestamp
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 SCHEMA_ID = "https://detector.invalid/schemas/detection.schema.json"
@@ -61,19 +60,6 @@ class Evidence(BaseModel):
             "actor": event.user_name,
         }
         return unvalidated(cls, values, _EVIDENCE_FIELDS)
-
-    def shape(self) -> dict[str, Any]:
-        """`to_dict()` of the evidence, redacted (see `Detection.to_json`)."""
-        shape = {
-            "id": redact_text(self.id),
-            "@timestamp": format_timestamp(self.timestamp),
-            "source": redact_text(self.source),
-        }
-        if self.action is not None:
-            shape["action"] = redact_text(self.action)
-        if self.actor is not None:
-            shape["actor"] = redact_text(self.actor)
-        return shape
 
 
 _EVIDENCE_FIELDS = set(Evidence.model_fields)
@@ -120,49 +106,9 @@ class Detection(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
     def to_json(self) -> bytes:
-        """The JSON to write out; a token quoted in a message or a name is redacted.
-
-        The same bytes as `orjson.dumps(redact(self.to_dict()))`, built field by field:
-        every detection of a replay is written, and pydantic's dump plus the generic walk
-        cost three times as much. None of the fixed keys is a secret's key name, so only
-        values are redacted; the group's keys come from rules and go through `redact`.
-        """
-        shape: dict[str, Any] = {
-            "schema_version": self.schema_version,
-            "id": redact_text(self.id),
-            "@timestamp": format_timestamp(self.timestamp),
-            "rule": _rule_shape(self.rule),
-        }
-        if self.group is not None:
-            shape["group"] = redact(self.group)
-        if self.window is not None:
-            window = self.window
-            shape["window"] = {
-                "start": format_timestamp(window.start),
-                "end": format_timestamp(window.end),
-            }
-        shape["evidence"] = [evidence.shape() for evidence in self.evidence]
-        shape["message"] = redact_text(self.message)
-        return orjson.dumps(shape)
-
-
-#: each rule's part of the JSON, by the rule's identity (the rule is kept, so its id is
-#: not reused): a replay writes thousands of detections of a few hundred rules
-_RULE_SHAPES: dict[int, tuple[RuleRef, dict[str, Any]]] = {}
-_RULE_SHAPES_LIMIT = 4096
-
-
-def _rule_shape(rule: RuleRef) -> dict[str, Any]:
-    """`rule`'s object in a detection's JSON, redacted; shared, so never changed."""
-    known = _RULE_SHAPES.get(id(rule))
-    if known is not None:
-        return known[1]
-    shape: dict[str, Any] = {"id": redact_text(rule.id), "title": redact_text(rule.title)}
-    if rule.level is not None:
-        shape["level"] = rule.level
-    shape["tags"] = [redact_text(tag) for tag in rule.tags]
-    remember(_RULE_SHAPES, id(rule), (rule, shape), _RULE_SHAPES_LIMIT)
-    return shape
+        """The JSON to write out; a token quoted in a message or a name is redacted
+        (`detection_json`, compiled: every detection of a replay is written)."""
+        return detection_json(self.__dict__)
 
 
 def detection_id(*parts: str) -> str:

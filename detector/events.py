@@ -15,33 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from detector.event_record import event_record
 from detector.redact import redact
+from detector.timestamps import format_timestamp
 
 UserType = Literal["human", "bot", "service_account", "token"]
 Outcome = Literal["success", "failure", "unknown"]
 
 SCHEMA_ID = "https://detector.invalid/schemas/event.schema.json"
-
-
-#: the time formatted last and its text: a single-event detection's time is its
-#: evidence's, the same object, so writing the detection formats it once
-_last_formatted: tuple[datetime | None, str] = (None, "")
-
-
-def format_timestamp(value: datetime) -> str:
-    """UTC, always six fractional digits, `Z` suffix: sortable as a string."""
-    global _last_formatted
-    last = _last_formatted
-    if value is last[0]:
-        return last[1]
-    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    if utc.year < 1000:  # `isoformat` pads the year to four digits, `%Y` does not
-        text = utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    else:
-        # `isoformat` is a third of `strftime`'s cost (its arguments by position, a
-        # sixth less than by keyword); "+00:00" becomes "Z"
-        text = utc.isoformat("T", "microseconds")[:-6] + "Z"
-    _last_formatted = (value, text)
-    return text
 
 
 class Event(BaseModel):

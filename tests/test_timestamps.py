@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detector.events import format_timestamp
-from detector.timestamps import EPOCH, TimestampError, from_any, from_epoch
+from detector.timestamps import EPOCH, TimestampError, format_timestamp, from_any, from_epoch
 
 #: the epoch milliseconds of the first and the last millisecond a datetime holds
 FIRST_MS = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)

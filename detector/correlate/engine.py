@@ -50,9 +50,9 @@ from mypy_extensions import i64
 
 from detector.deadletter import DeadLetter
 from detector.detections import Detection, Evidence, Window, detection_id
-from detector.events import Event, format_timestamp
+from detector.events import Event
 from detector.rules.compiled import CompiledRule
-from detector.timestamps import EPOCH
+from detector.timestamps import EPOCH, format_timestamp
 
 from .checkpoint import CheckpointError, gc_paused
 from .keys import distinct_value, group_key, key_text, number

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from detector.events import FIELD_ATTRIBUTES, format_timestamp, record_of_values
+from detector.events import FIELD_ATTRIBUTES, record_of_values
 from detector.rules.fields import MISSING, Getter, as_number, compile_getter, text_of
+from detector.timestamps import format_timestamp
 
 if TYPE_CHECKING:  # windows reads the correlation model, which reads this module
     from .windows import Key, Value

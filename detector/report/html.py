@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from html import escape
 
 from detector.detections import Detection
-from detector.events import format_timestamp
 from detector.pipeline import RunCounts
 from detector.redact import redact_text
 from detector.report.chart import Lane, colour_of, sparkline_svg, timeline_svg
 from detector.report.collect import ReportCollector, RuleSummary, days, rule_summaries
 from detector.report.provenance import Provenance
+from detector.timestamps import format_timestamp
 
 SEVERITY = ("critical", "high", "medium", "low", "informational", None)
 #: rows of each timeline (the most frequent); the rest are counted below the chart

@@ -18,12 +18,12 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_serializer
 
-from detector.events import format_timestamp
 from detector.redact import redact, redact_text
 from detector.respond.actions.base import Target
 from detector.respond.playbooks import Mode
 from detector.respond.state import StoredAction
 from detector.sinks.durable import AppendLog
+from detector.timestamps import format_timestamp
 
 Status = Literal[
     "planned",

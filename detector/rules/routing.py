@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from detector.event_record import event_record
-from detector.events import FIELD_ATTRIBUTES, RECORD_ATTRIBUTES, Event, format_timestamp
+from detector.events import FIELD_ATTRIBUTES, RECORD_ATTRIBUTES, Event
 from detector.normalize.base import SourceRoute
 from detector.rules.compiled import CompiledRule
 from detector.rules.index import RuleIndex
+from detector.timestamps import format_timestamp
 
 #: The Sigma product of rules that match normalized events.
 NORMALIZED_PRODUCT: Final = "cicd"

@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 
-from detector.events import format_timestamp
 from detector.search.connection import SearchConnection, search_errors
 from detector.sources.records import RawRecord
+from detector.timestamps import format_timestamp
 
 SortKey = list[Any]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import orjson
 
-from detector.events import format_timestamp
 from detector.sinks.durable import AppendLog
 from detector.sinks.outbox import Pending
+from detector.timestamps import format_timestamp
 
 
 def _time(seconds: float) -> str:

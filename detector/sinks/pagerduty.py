@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 
 from detector.detections import Detection, Level
-from detector.events import format_timestamp
 from detector.sinks.base import Outcome
 from detector.sinks.http import HttpSink
+from detector.timestamps import format_timestamp
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITY: dict[Level | None, str] = {

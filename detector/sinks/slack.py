@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import orjson
 
 from detector.detections import Detection
-from detector.events import format_timestamp
 from detector.sinks.base import Outcome
 from detector.sinks.http import HttpSink
+from detector.timestamps import format_timestamp
 
 #: Slack's limits: header text, section text, fields per section.
 HEADER_LIMIT = 150
