@@ -19,6 +19,7 @@ HOT_PATH = [
     "detector/construct.py",
     "detector/redact.py",
     "detector/detection_json.py",
+    "detector/single_event.py",
     "detector/event_record.py",
     "detector/identity_map.py",
     "detector/memo.py",

@@ -13,9 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from detector.construct import unvalidated
 from detector.detection_json import detection_json
-from detector.events import Event
 from detector.timestamps import format_timestamp
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
@@ -48,21 +46,6 @@ class Evidence(BaseModel):
     @field_serializer("timestamp")
     def _serialize_timestamp(self, value: datetime) -> str:
         return format_timestamp(value)
-
-    @classmethod
-    def of(cls, event: Event) -> Evidence:
-        """The evidence of a (validated) event: its values need no second validation."""
-        values = {
-            "id": event.event_id,
-            "timestamp": event.timestamp,
-            "source": event.event_source,
-            "action": event.event_action,
-            "actor": event.user_name,
-        }
-        return unvalidated(cls, values, _EVIDENCE_FIELDS)
-
-
-_EVIDENCE_FIELDS = set(Evidence.model_fields)
 
 
 class Window(BaseModel):
@@ -115,45 +98,6 @@ def detection_id(*parts: str) -> str:
     """SHA-256 over the parts, unambiguously joined."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8"))
     return digest.hexdigest()[:32]
-
-
-def describe(event: Event) -> str:
-    """`actor action target` in words, from whatever the event carries."""
-    target = (
-        event.repository
-        or event.image_name
-        or (
-            f"{event.namespace}/{event.resource_name}"
-            if event.namespace and event.resource_name
-            else None
-        )
-        or event.resource_name
-        or event.organization
-    )
-    words = [event.user_name or "someone", event.event_action or "acted"]
-    if target:
-        words.append(f"on {target}")
-    words.append(f"({event.event_source})")
-    return " ".join(words)
-
-
-def single_event_detection(rule: RuleRef, event: Event) -> Detection:
-    """The detection of one (rule, event) match: from a validated event and rule, so
-    built without validating again (replays make one per match)."""
-    values = {
-        "schema_version": SCHEMA_VERSION,
-        "id": detection_id(rule.id, event.event_source, event.event_id),
-        "timestamp": event.timestamp,
-        "rule": rule,
-        "group": None,
-        "window": None,
-        "evidence": [Evidence.of(event)],
-        "message": f"{rule.title}: {describe(event)}",
-    }
-    return unvalidated(Detection, values, _SINGLE_EVENT_FIELDS)
-
-
-_SINGLE_EVENT_FIELDS = {"id", "timestamp", "rule", "evidence", "message"}
 
 
 def json_schema() -> dict[str, Any]:

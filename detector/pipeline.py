@@ -18,11 +18,12 @@ from typing import TypeVar
 
 from detector.correlate import CorrelationEngine, checkpoint
 from detector.deadletter import DeadLetter, DeadLetterFile, LetterWriter
-from detector.detections import Detection, RuleRef, single_event_detection
+from detector.detections import Detection, RuleRef
 from detector.events import Event
 from detector.normalize import NormalizeStage
 from detector.rules.compiled import CompiledRule
 from detector.rules.routing import RuleRouter
+from detector.single_event import single_event_detection
 from detector.sources.files import ProgressCallback, read_paths
 from detector.sources.merge import merge_by_event_time
 from detector.sources.records import RawRecord

@@ -10,9 +10,10 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detector.detections import Detection, Evidence, RuleRef, Window, single_event_detection
+from detector.detections import Detection, Evidence, RuleRef, Window
 from detector.events import Event
 from detector.redact import redact
+from detector.single_event import single_event_detection
 
 GITHUB_TOKEN = "ghp_" + "a" * 36
 #: Text with a token now and then, and keys of secrets, so redaction has work to do.

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detector.deadletter import DeadLetter
-from detector.detections import RuleRef, single_event_detection
+from detector.detections import RuleRef
 from detector.events import Event
 from detector.report.collect import (
     MAX_REASONS,
@@ -18,6 +18,7 @@ from detector.report.collect import (
     days,
     rule_summaries,
 )
+from detector.single_event import single_event_detection
 
 T0 = datetime(2025, 3, 10, 23, 0, tzinfo=UTC)
 GITHUB_TOKEN = "ghp_" + "a" * 36

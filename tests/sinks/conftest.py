@@ -16,8 +16,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from detector.detections import Detection, RuleRef, single_event_detection
+from detector.detections import Detection, RuleRef
 from detector.events import Event
+from detector.single_event import single_event_detection
 from detector.sinks.base import Sink
 from detector.sinks.delivery import DeliveryWorker
 from detector.sinks.metrics import SinkMetrics

@@ -13,13 +13,14 @@ import orjson
 import pytest
 import yaml
 
-from detector.detections import Detection, Evidence, RuleRef
+from detector.detections import Detection, RuleRef
 from detector.normalize.kubernetes import KubernetesAuditNormalizer
 from detector.respond.audit import ActionRecord, AuditTrail
 from detector.respond.playbooks import load_playbooks
 from detector.respond.responder import Responder
 from detector.respond.settings import RespondersSettings
 from detector.respond.state import StateStore
+from detector.single_event import evidence_of
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE_SWAP = RuleRef(
@@ -63,7 +64,7 @@ async def _plan(tmp_path: Path, rule: RuleRef, record: dict[str, Any]) -> list[A
         id="det-1",
         timestamp=event.timestamp,
         rule=rule,
-        evidence=[Evidence.of(event)],
+        evidence=[evidence_of(event)],
         message=rule.title,
     )
     loaded = load_playbooks([ROOT / "playbooks"])
