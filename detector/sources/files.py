@@ -32,6 +32,8 @@ _LINE_BLOCK = 1 << 20  # bytes of lines per block (each block is a worker's task
 _BUFFER: Final = 1 << 20  # read-ahead used to sniff a file's layout
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _WHITESPACE: Final = b" \t\r\n"
+_NEWLINE: Final = ord("\n")
+_CARRIAGE_RETURN: Final = ord("\r")
 # Bytes that change the JSON scanner's state outside strings; everything else is skipped
 # in bulk (a backslash matters only inside a string: `_IN_STRING`).
 _STRUCTURAL: Final = re.compile(rb'["\[\]{},]')
@@ -209,10 +211,21 @@ def _raw_record(data: bytes, origin: str, source: str | None) -> RawRecord:
 
 def _lines(stream: BinaryIO, name: str, source: str | None, first: int = 1) -> Iterator[RawRecord]:
     for number, line in enumerate(stream, start=first):
-        stripped = line.rstrip(b"\r\n")
+        stripped = _without_line_end(line)
         # a record starts at its first byte: only the rare other line is copied to test it
         if (stripped and stripped[0] not in _WHITESPACE) or stripped.strip(_WHITESPACE):
             yield _raw_record(stripped, f"{name}:{number}", source)
+
+
+def _without_line_end(line: bytes) -> bytes:
+    """`line.rstrip(b"\\r\\n")` for a line as read (only its last byte can be a `\\n`):
+    compiled, two index tests and a slice instead of a method call."""
+    end = len(line)
+    if end and line[end - 1] == _NEWLINE:
+        end -= 1
+    if end and line[end - 1] == _CARRIAGE_RETURN:
+        return line[:end].rstrip(b"\r")
+    return line[:end] if end < len(line) else line
 
 
 def _line_blocks(stream: Stream, name: str, source: str | None, size: int) -> Iterator[LineBlock]:

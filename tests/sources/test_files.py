@@ -29,6 +29,20 @@ def test_json_lines_keep_each_line_and_its_number() -> None:
     ]
 
 
+@given(st.lists(st.sampled_from([b"x", b"{}", b" ", b"\r", b"\n", b"\r\n", b"\t"]), max_size=12))
+def test_a_line_is_its_bytes_without_its_line_end(pieces: list[bytes]) -> None:
+    """Each record of a text stream is its line without the trailing `\\r`s and `\\n`."""
+    data = b"".join(pieces)
+    expected = [
+        stripped
+        for line in io.BytesIO(data)
+        if (stripped := line.rstrip(b"\r\n")).strip(b" \t\r\n")
+    ]
+    if data.lstrip(b" \t\r\n")[:1] in (b"{", b"["):
+        return  # JSON values: read by the value scanner, not by line
+    assert [r.data for r in read_stream(io.BytesIO(data), "t")] == expected
+
+
 def test_text_lines_are_records_too() -> None:
     line = b"Mar 4, 2025 6:22:18,819 AM /job/x/configSubmit by a from 10.0.0.1"
     assert records(line + b"\n" + line) == [line, line]
