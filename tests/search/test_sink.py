@@ -14,9 +14,10 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from detector.detections import Detection, RuleRef, single_event_detection
+from detector.detections import Detection, RuleRef
 from detector.events import Event
 from detector.search.connection import SearchConnection
+from detector.single_event import single_event_detection
 from detector.sinks.delivery import DeliveryWorker
 from detector.sinks.factory import build_sink
 from detector.sinks.metrics import SinkMetrics
