@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import example, given
@@ -64,3 +65,25 @@ def test_longer_paths_read_the_key_then_nested_objects_then_the_general_walk(
     if expected is MISSING:
         expected = _walk(record, splits, 0, 3)
     assert compile_getter("a.b.c")(record) == expected
+
+
+def _as_mappings(value: Any) -> Any:
+    """`value` with every object a read-only mapping that is not a dict: read by the
+    walk's generic code, not by its path for dicts."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: _as_mappings(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_as_mappings(item) for item in value]
+    return value
+
+
+@given(st.dictionaries(THREE_PART_KEYS, THREE_PART_NESTED, max_size=4))
+@example({"a.b": {"c": 1}, "a": {"b": {"c": 2}}})
+@example({"a": [{"b.c": 1}, {"b": {"c": 2}}, {"b": [{"c": 3}]}]})
+def test_the_walk_reads_dicts_as_it_reads_any_mapping(record: dict[str, Any]) -> None:
+    splits = (
+        ((3, "a.b.c"), (2, "a.b"), (1, "a")),
+        ((3, "b.c"), (2, "b")),
+        ((3, "c"),),
+    )
+    assert _walk(record, splits, 0, 3) == _walk(_as_mappings(record), splits, 0, 3)
