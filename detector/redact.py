@@ -21,6 +21,9 @@ _TOKEN_PATTERNS = re.compile(
             r"github_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained PATs
             r"gl(?:pat|dt|rt|cbt|ptt|ft|imt|oas|soat|ffct|agent)-[A-Za-z0-9_\-]{20,}",  # GitLab
             r"xox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
+            r"dckr_(?:pat|oat)_[A-Za-z0-9_\-]{10,}",  # Docker Hub personal and organization
+            r"npm_[A-Za-z0-9]{36,}",  # npm access tokens
+            r"pypi-AgE[A-Za-z0-9_\-]{50,}",  # PyPI API tokens (macaroons)
             r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWTs
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
         ]
@@ -59,17 +62,20 @@ def redact_text(value: str) -> str:
     """`value` with every token-like substring masked.
 
     Text without the substrings every match of `_TOKEN_PATTERNS` contains is returned as
-    is, for a fraction of the expression's scan: GitHub's classic tokens have `gh` and
-    `_`, GitLab's `gl` and `-` (so the source names `github` and `gitlab` alone, in
-    every GitHub or GitLab detection's message, scan nothing).
+    is, for a fraction of the expression's scan: each family's prefix, and the `_` or `-`
+    it holds (so the source names `github` and `gitlab` alone, in every GitHub or GitLab
+    detection's message, scan nothing).
     """
     if (
-        ("gh" in value and "_" in value)
-        or "github_pat_" in value
-        or ("gl" in value and "-" in value)
-        or "xox" in value
+        (
+            "_" in value
+            and ("gh" in value or "github_pat_" in value or "dckr_" in value or "npm_" in value)
+        )
+        or (
+            "-" in value
+            and ("gl" in value or "xox" in value or "pypi-" in value or "-----BEGIN" in value)
+        )
         or "eyJ" in value
-        or "-----BEGIN" in value
     ):
         return _TOKEN_PATTERNS.sub(REDACTED, value)
     return value

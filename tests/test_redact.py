@@ -15,6 +15,9 @@ from tests.strategies import JSON_VALUES as json_values
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
 GITHUB_FINE_GRAINED_TOKEN = "github_pat_" + "11ABCDEFG0" * 3
 GITLAB_TOKEN = "glpat-" + "x" * 20
+DOCKER_HUB_TOKEN = "dckr_pat_" + "Ab1-Cd2_Ef3" * 3
+NPM_TOKEN = "npm_" + "A1b2C3d4E5f6" * 3
+PYPI_TOKEN = "pypi-AgEIcHlwaS5vcmc" + "CJDk4ZTYtNWQ2Zi00" * 4
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm8vciJ9.c2lnbmF0dXJlLXZhbHVl"
 
 
@@ -59,7 +62,15 @@ def test_events_are_written_redacted_but_matched_as_they_are() -> None:
     assert raw == {"message": f"leaked {GITHUB_TOKEN}"}  # the input is not changed
 
 
-TOKENS = [GITHUB_TOKEN, GITHUB_FINE_GRAINED_TOKEN, GITLAB_TOKEN, JWT]
+TOKENS = [
+    GITHUB_TOKEN,
+    GITHUB_FINE_GRAINED_TOKEN,
+    GITLAB_TOKEN,
+    DOCKER_HUB_TOKEN,
+    NPM_TOKEN,
+    PYPI_TOKEN,
+    JWT,
+]
 
 
 def test_a_token_alone_in_text_is_masked() -> None:
@@ -86,6 +97,11 @@ TOKEN_PIECES = [
     "glpat-",
     "gitlab",
     "eyJ",
+    "dckr_",
+    "dckr_pat_",
+    "npm_",
+    "pypi-",
+    "pypi-AgE",
     "_",
     "-",
     ".",
