@@ -289,11 +289,11 @@ class CorrelationEngine:
         """The newest event time is now `newest` (µs) if it is later than before: release
         events and decide what the watermark passed."""
         out: list[Detection | DeadLetter] = []
-        if self._newest is None or newest > self._newest:
+        last, lateness = self._newest, self._lateness
+        if last is None or newest > last:
             self._newest = newest
-            mark = self._watermark()
-            if mark is not None:
-                self._advance(mark, out)
+            if lateness is not None:  # the watermark, without boxing it (`_watermark`)
+                self._advance(newest - lateness, out)
         return out
 
     def flush(self) -> list[Detection]:
