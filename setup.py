@@ -39,6 +39,7 @@ HOT_PATH = [
     "detector/rules/routing.py",
     "detector/rules/values.py",
     "detector/correlate/engine.py",
+    "detector/correlate/model.py",
     "detector/correlate/keys.py",
     "detector/correlate/packed.py",
     "detector/correlate/windows.py",

@@ -406,7 +406,7 @@ def _condition(
     for name in _OPERATORS:
         if name in raw:
             number = raw[name] if not isinstance(raw[name], str) else as_number(raw[name])
-            if isinstance(number, bool) or not isinstance(number, int | float):
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise CorrelationCompileError(f"condition {name}: {raw[name]!r} is not a number")
             bounds.append((name, number))
     value_field = _fields(raw.get("field"))
