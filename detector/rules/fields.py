@@ -181,18 +181,14 @@ def _walk(obj: Mapping[str, Any], splits: _Splits, start: int, count: int) -> An
 
 
 def _walk_dict(obj: dict[str, Any], splits: _Splits, start: int, count: int) -> Any:
-    """`_walk` of a dict (a parsed record's objects all are): one look-up a key, and
-    nested dicts walked without the generic tests of `_descend`."""
+    """`_walk` of a dict (a parsed record's objects all are): one look-up a key."""
     for end, key in splits[start]:
         value = obj.get(key, MISSING)
         if value is MISSING:
             continue
         if end == count:
             return value
-        if type(value) is dict:
-            found = _walk_dict(value, splits, end, count)
-        else:
-            found = _descend(value, splits, end, count)
+        found = _descend(value, splits, end, count)
         if found is not MISSING:
             return found
     return MISSING
